@@ -1,0 +1,82 @@
+// 64-byte aligned native buffers with live/peak accounting (the memory promise:
+// every run can say what its native tensors take).
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace {
+
+constexpr uint64_t kAlign = 64;
+// A header in front of each block remembers its size so free() can account for it.
+struct alignas(kAlign) BlockHeader {
+  uint64_t bytes;
+  uint64_t magic;
+};
+static_assert(sizeof(BlockHeader) == kAlign, "header must keep the payload 64-byte aligned");
+constexpr uint64_t kMagic = 0x4e51425546464552ull;  // "NQBUFFER"
+
+std::atomic<uint64_t> g_live{0}, g_peak{0}, g_buffers{0}, g_allocs{0};
+
+void raise_peak(uint64_t live) {
+  uint64_t peak = g_peak.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+NQ_API nq_status nq_buffer_alloc(uint64_t bytes, void** out_ptr) {
+  NQ_CHECK_NOT_NULL("nq_buffer_alloc", out_ptr);
+  *out_ptr = nullptr;
+  NQ_CHECK(bytes > 0 && bytes <= (uint64_t(1) << 46), NQ_ERR_INVALID_ARGUMENT,
+           "nq_buffer_alloc: argument 'bytes' must be in 1..2^46, got %llu",
+           static_cast<unsigned long long>(bytes));
+  const uint64_t total = (bytes + sizeof(BlockHeader) + kAlign - 1) / kAlign * kAlign;
+  void* raw = std::aligned_alloc(kAlign, total);
+  NQ_CHECK(raw != nullptr, NQ_ERR_OUT_OF_MEMORY, "nq_buffer_alloc: could not allocate %llu bytes",
+           static_cast<unsigned long long>(bytes));
+  auto* h = static_cast<BlockHeader*>(raw);
+  h->bytes = bytes;
+  h->magic = kMagic;
+  raise_peak(g_live.fetch_add(bytes, std::memory_order_relaxed) + bytes);
+  g_buffers.fetch_add(1, std::memory_order_relaxed);
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  *out_ptr = h + 1;
+  return NQ_OK;
+}
+
+NQ_API nq_status nq_buffer_free(void* ptr) {
+  if (ptr == nullptr) return NQ_OK;
+  NQ_CHECK(reinterpret_cast<uintptr_t>(ptr) % kAlign == 0, NQ_ERR_INVALID_ARGUMENT,
+           "nq_buffer_free: argument 'ptr' was not returned by nq_buffer_alloc");
+  auto* h = static_cast<BlockHeader*>(ptr) - 1;
+  NQ_CHECK(h->magic == kMagic, NQ_ERR_INVALID_ARGUMENT,
+           "nq_buffer_free: argument 'ptr' was not returned by nq_buffer_alloc (or freed twice)");
+  h->magic = 0;
+  g_live.fetch_sub(h->bytes, std::memory_order_relaxed);
+  g_buffers.fetch_sub(1, std::memory_order_relaxed);
+  std::free(h);
+  return NQ_OK;
+}
+
+NQ_API nq_status nq_memory_stats_get(nq_memory_stats* out_stats) {
+  NQ_CHECK_NOT_NULL("nq_memory_stats_get", out_stats);
+  out_stats->live_bytes = g_live.load();
+  out_stats->peak_bytes = g_peak.load();
+  out_stats->live_buffers = g_buffers.load();
+  out_stats->total_allocs = g_allocs.load();
+  return NQ_OK;
+}
+
+NQ_API nq_status nq_memory_peak_reset(void) {
+  g_peak.store(g_live.load());
+  return NQ_OK;
+}
+
+}  // extern "C"
+
+static_assert(sizeof(nq_memory_stats) == 32, "nq_memory_stats layout is part of the ABI");

@@ -1,0 +1,57 @@
+// Core ABI: errors, version, dispatch cap, threads, memory accounting.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "nativequant.h"
+
+TEST(Core, VersionAndStatusNames) {
+  int32_t a = -1, b = -1, c = -1;
+  ASSERT_EQ(nq_version_get(&a, &b, &c), NQ_OK);
+  EXPECT_EQ(a, 0);
+  EXPECT_GE(b, 1);
+  EXPECT_STREQ(nq_status_name(NQ_ERR_SHAPE), "NQ_ERR_SHAPE");
+}
+
+TEST(Core, NullArgumentNamesTheArgument) {
+  EXPECT_EQ(nq_version_get(nullptr, nullptr, nullptr), NQ_ERR_NULL_POINTER);
+  EXPECT_NE(std::strstr(nq_last_error_message(), "major"), nullptr) << nq_last_error_message();
+}
+
+TEST(Core, IsaCapIsRespectedAndRestorable) {
+  nq_isa sup, cur;
+  ASSERT_EQ(nq_cpu_isa_supported(&sup), NQ_OK);
+  EXPECT_GE(sup, NQ_ISA_AVX2) << "the library requires AVX2";
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_SCALAR), NQ_OK);
+  ASSERT_EQ(nq_cpu_isa_get(&cur), NQ_OK);
+  EXPECT_EQ(cur, NQ_ISA_SCALAR);
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_AVX512_BF16), NQ_OK);
+  ASSERT_EQ(nq_cpu_isa_get(&cur), NQ_OK);
+  EXPECT_EQ(cur, sup);
+  EXPECT_EQ(nq_cpu_isa_set_max(static_cast<nq_isa>(9)), NQ_ERR_INVALID_ARGUMENT);
+}
+
+TEST(Core, ThreadsValidated) {
+  int32_t n = 0;
+  ASSERT_EQ(nq_threads_get(&n), NQ_OK);
+  EXPECT_GE(n, 1);
+  EXPECT_EQ(nq_threads_set(0), NQ_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(nq_threads_set(n), NQ_OK);
+}
+
+TEST(Core, MemoryAccountingTracksLiveAndPeak) {
+  nq_memory_stats before{}, during{}, after{};
+  ASSERT_EQ(nq_memory_stats_get(&before), NQ_OK);
+  void* p = nullptr;
+  ASSERT_EQ(nq_buffer_alloc(1000, &p), NQ_OK);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+  std::memset(p, 0xab, 1000);
+  ASSERT_EQ(nq_memory_stats_get(&during), NQ_OK);
+  EXPECT_EQ(during.live_bytes, before.live_bytes + 1000);
+  EXPECT_GE(during.peak_bytes, during.live_bytes);
+  ASSERT_EQ(nq_buffer_free(p), NQ_OK);
+  ASSERT_EQ(nq_memory_stats_get(&after), NQ_OK);
+  EXPECT_EQ(after.live_bytes, before.live_bytes);
+  EXPECT_EQ(nq_buffer_alloc(0, &p), NQ_ERR_INVALID_ARGUMENT);
+}
