@@ -41,9 +41,10 @@ native() {
   cmake --build "$BUILD" -j "$JOBS"
 }
 
+# Extra arguments go to the generator, e.g. `./build.sh bindings --check`.
 bindings() {
   log "generating C# bindings from native/include/nativequant.h"
-  "$PY" "$ROOT/managed/NativeQuant.Interop/Generator/generate_bindings.py"
+  "$PY" "$ROOT/managed/NativeQuant.Interop/Generator/generate_bindings.py" "$@"
 }
 
 managed() {
@@ -99,7 +100,7 @@ cmd="${1:-all}"
 case "$cmd" in
   deps) deps ;;
   native) native ;;
-  bindings) bindings ;;
+  bindings) bindings "${@:2}" ;;
   managed) managed ;;
   fetch) fetch ;;
   bench) bench ;;

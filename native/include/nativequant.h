@@ -29,6 +29,11 @@
 #  define NQ_API __attribute__((visibility("default")))
 #endif
 
+/* ABI version: the major changes on any incompatible change; bindings compare it on load. */
+#define NQ_VERSION_MAJOR 0
+#define NQ_VERSION_MINOR 1
+#define NQ_VERSION_PATCH 0
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -227,7 +232,212 @@ NQ_API nq_status nq_error_stats_compute(const float* reference, const float* app
 
 /* ==== GEMM (issue: quantized matmul) ==== */
 
-/* ==== OPTIMIZERS ==== */
+/* ------------------------------------------------------------------------------------
+ * Matrix multiplication (row-major, contiguous, fp32 output)
+ *
+ * Common rules:
+ *  - M, N, K >= 1; C/Y/dX are (M, N) (or the documented shape) and must not overlap inputs.
+ *  - beta: 0 = overwrite (the output may hold garbage, even NaN), 1 = accumulate, any other
+ *    value scales the old output first. bias: NULL or N floats added to every row.
+ *  - kernels parallelise with OpenMP over output tiles (nq_threads_set) and use a per-thread
+ *    scratch arena for packed panels that grows to the largest request and is then reused.
+ *  - NQ_ISA_SCALAR runs the plain reference kernels (float accumulation in k order).
+ * ---------------------------------------------------------------------------------- */
+
+/* Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
+ * with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs). */
+typedef enum nq_compute_type {
+  NQ_COMPUTE_F32 = 0,
+  NQ_COMPUTE_BF16 = 1
+} nq_compute_type;
+
+/* C (M,N) = beta*C + op(A) op(B) + bias.
+ * trans_a = 0: A is (M,K); 1: A is stored (K,M). trans_b = 0: B is (K,N); 1: B is stored (N,K).
+ * Linear layer: Y = X W^T is (0,1); dX = dY W is (0,0); dW = dY^T X is (1,0). */
+NQ_API nq_status nq_gemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                             const float* a, const float* b, float beta, const float* bias, float* c);
+
+/* Same with bf16 inputs (uint16 bit patterns), fp32 accumulation and fp32 output. */
+NQ_API nq_status nq_gemm_bf16(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                              const uint16_t* a, const uint16_t* b, float beta, const float* bias,
+                              float* c);
+
+/* A frozen 4-bit weight W (n, k) as produced by nq_quant4_quantize over the flattened
+ * (n, k) tensor (blocks may straddle rows when k is not a multiple of blocksize).
+ * Plain absmax: `absmax` holds ceil(n*k / blocksize) floats and absmax_q is NULL.
+ * Double-quantized: absmax is NULL and absmax[i] = nested_code[absmax_q[i]] *
+ * nested_absmax[i / nested_blocksize] + nested_offset (nq_absmax_compress). */
+typedef struct nq_quant4_weight {
+  const uint8_t* packed;        /* n*k/2 bytes, first element in the high nibble */
+  const float* absmax;          /* plain absmax, or NULL */
+  const uint8_t* absmax_q;      /* double quantization: one code per block, or NULL */
+  const float* nested_absmax;   /* ceil(blocks / nested_blocksize) floats */
+  const float* nested_code;     /* 256 floats (the signed dynamic map) */
+  float nested_offset;
+  int32_t nested_blocksize;     /* power of two in 64..4096 (normally 256) */
+  int64_t n;                    /* output features (rows of W) */
+  int64_t k;                    /* input features (columns of W); n*k must be even */
+  int32_t blocksize;            /* power of two in 32..4096 */
+  int32_t type;                 /* nq_quant4_type */
+} nq_quant4_weight;
+
+/* Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile (the fp32 W is never
+ * materialised). M <= 4 takes a GEMV path that streams W once. */
+NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weight* w, const float* bias,
+                                nq_compute_type compute, float* y);
+
+/* dX (M, w.k) = beta*dX + dY (M, w.n) W for the same stored 4-bit W. */
+NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_quant4_weight* w,
+                                         nq_compute_type compute, float beta, float* dx);
+
+/* LLM.int8() (Dettmers et al. 2022) Y (M,N) = X (M,K) W^T + bias with W int8 (N,K) row-wise
+ * quantized (scb: (N) row absmax, W ~ q * scb / 127).
+ * threshold > 0: columns j of X with any |X[i,j]| >= threshold are outliers; they are
+ * multiplied in `outlier_compute` precision against W[:,j] * scb / 127 and the rest is
+ * quantized per row (absmax over the non-outlier columns) and multiplied in int8 with int32
+ * accumulation. threshold = 0 disables the decomposition (bitsandbytes' default is 6.0).
+ * The outlier column indices (ascending) are written to outlier_cols (NULL allowed when
+ * outlier_capacity = 0) and their number to *out_outlier_count; a capacity smaller than the
+ * count is NQ_ERR_INVALID_ARGUMENT (pass k to be safe). k <= 65536 (int32 accumulation). */
+NQ_API nq_status nq_int8_matmul(const float* x, int64_t m, int64_t k, const int8_t* w, const float* scb,
+                                int64_t n, float threshold, const float* bias,
+                                nq_compute_type outlier_compute, float* y, int32_t* outlier_cols,
+                                int64_t outlier_capacity, int64_t* out_outlier_count);
+
+/* Same with X given as bf16 bit patterns. */
+NQ_API nq_status nq_int8_matmul_bf16(const uint16_t* x, int64_t m, int64_t k, const int8_t* w,
+                                     const float* scb, int64_t n, float threshold, const float* bias,
+                                     nq_compute_type outlier_compute, float* y, int32_t* outlier_cols,
+                                     int64_t outlier_capacity, int64_t* out_outlier_count);
+
+/* Backward of LLM.int8(): dX (M,K) = beta*dX + dY (M,N) (W * scb / 127), dequantizing the
+ * stored int8 W tile by tile in `compute` precision (W is not re-quantized). */
+NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, const int8_t* w,
+                                         const float* scb, int64_t k, nq_compute_type compute, float beta,
+                                         float* dx);
+
+/* ------------------------------------------------------------------------------------
+ * Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state
+ *
+ * Common rules:
+ *  - p (params) and g (grads) are contiguous fp32 of n > 0 elements; p is updated in place.
+ *  - the caller owns the step count (params->step >= 1, the 1-based index of this step),
+ *    so a resumed run reproduces the uninterrupted one bit for bit.
+ *  - g is first scaled by params->gnorm_scale (1 for none): the hook for global-norm
+ *    clipping, which the managed layer computes over all tensors (as bitsandbytes).
+ *  - gradients must be finite (the managed layer's norm pass detects NaN/Inf and skips
+ *    the step); the kernels do not check them.
+ *  - AdamW, per element (bitsandbytes' order):
+ *      m = beta1 m + (1 - beta1) g;  v = beta2 v + ((1 - beta2) g) g
+ *      p = p - lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps sqrt(1 - beta2^t))
+ *      p = p (1 - lr weight_decay)                     (decoupled decay, after the update)
+ *    Lion: p = p (1 - lr weight_decay);  p = p - lr sign(beta1 m + (1 - beta1) g);
+ *          m = beta2 m + (1 - beta2) g                  (update first, then momentum)
+ *  - 8-bit blockwise state: blocks of NQ_OPTIMIZER8_BLOCKSIZE elements (last one partial);
+ *    state1 (m) uses a signed code (normally nq_dynamic_map_create(1)), state2 (v) an
+ *    unsigned one (nq_dynamic_map_create(0)); one absmax float per block per state. Each
+ *    step dequantizes a block, updates in fp32, sets absmax to the new max |state| and
+ *    requantizes to the nearest code (ties to the lower index, as nq_blockwise8_quantize);
+ *    a state1 code whose sign differs from the fp32 value is moved one index towards it
+ *    (as bitsandbytes). A fresh state is all-zero bytes and all-zero absmax.
+ *  - policy (managed layer, as bitsandbytes' min_8bit_size): tensors with fewer than
+ *    NQ_OPTIMIZER8_MIN_SIZE elements keep 32-bit state.
+ *  - results are bit-identical across ISA paths, thread counts and paged/unpaged state.
+ * ---------------------------------------------------------------------------------- */
+
+typedef enum nq_optimizer_kind {
+  NQ_OPTIMIZER_ADAMW = 0, /* two states: m (state1), v (state2) */
+  NQ_OPTIMIZER_LION = 1   /* one state: m (state1); state2 arguments must be NULL */
+} nq_optimizer_kind;
+
+typedef enum nq_optimizer_constants {
+  NQ_OPTIMIZER8_BLOCKSIZE = 256, /* elements per 8-bit state block */
+  NQ_OPTIMIZER8_MIN_SIZE = 4096  /* smaller tensors keep 32-bit state (managed policy) */
+} nq_optimizer_constants;
+
+/* Hyper-parameters of one step (32 bytes). eps is unused by Lion. */
+typedef struct nq_optimizer_params {
+  float lr;           /* >= 0 */
+  float beta1;        /* [0, 1) */
+  float beta2;        /* [0, 1) */
+  float eps;          /* > 0 (AdamW) */
+  float weight_decay; /* >= 0, decoupled */
+  float gnorm_scale;  /* > 0; g is multiplied by it first */
+  int64_t step;       /* >= 1, 1-based index of this step */
+} nq_optimizer_params;
+
+/* 32-bit state: state1, state2 hold n fp32 each (state2 NULL for Lion); start at zero. */
+NQ_API nq_status nq_optimizer32_step(nq_optimizer_kind kind, const nq_optimizer_params* params, float* p,
+                                     const float* g, float* state1, float* state2, int64_t n);
+
+/* 8-bit blockwise state: state1/state2 hold n bytes, absmax1/absmax2 ceil(n / 256) floats
+ * (state2, absmax2, code2 NULL for Lion). code1/code2: 256 ascending floats, negative
+ * entries first. */
+NQ_API nq_status nq_optimizer8_step(nq_optimizer_kind kind, const nq_optimizer_params* params, float* p,
+                                    const float* g, uint8_t* state1, float* absmax1, uint8_t* state2,
+                                    float* absmax2, const float* code1, const float* code2, int64_t n);
+
+/* ------------------------------------------------------------------------------------
+ * Pager: optimizer state beyond a memory budget lives in a file (paged optimizers).
+ *
+ * Each paged buffer is a page-aligned region of one unnamed file (O_TMPFILE or
+ * unlinked at once in `dir`, so it vanishes with the process) mapped MAP_SHARED. Pages
+ * are resident or paged out; acquiring a range pins its pages (paging them in) and
+ * returns a pointer valid until the matching release; when resident pages would exceed
+ * the budget the least recently used unpinned pages are written back and dropped from
+ * memory. Disk space is reserved at allocation (disk full -> NQ_ERR_IO there, never a
+ * fault later). Buffers start zero-filled. All calls are thread-safe.
+ * ---------------------------------------------------------------------------------- */
+
+typedef struct nq_pager nq_pager; /* opaque */
+
+typedef struct nq_pager_stats {
+  uint64_t budget_bytes;    /* resident-memory budget */
+  uint64_t page_bytes;      /* paging granularity */
+  uint64_t allocated_bytes; /* sum of live buffers, rounded up to pages */
+  uint64_t resident_bytes;  /* pages in memory now (<= budget) */
+  uint64_t pinned_bytes;    /* pages acquired and not yet released */
+  uint64_t paged_out_bytes; /* allocated_bytes - resident_bytes */
+  uint64_t evictions;       /* pages written back and dropped, since creation */
+  uint64_t page_ins;        /* pages brought into memory (acquire or prefetch) */
+} nq_pager_stats;
+
+/* budget_bytes >= page_bytes; page_bytes a power of two, a multiple of the OS page size,
+ * at most 1 GiB; dir an existing writable directory (on a disk, not tmpfs, to save RAM). */
+NQ_API nq_status nq_pager_create(uint64_t budget_bytes, uint64_t page_bytes, const char* dir,
+                                 nq_pager** out_pager);
+/* Unmaps everything and closes the file. NULL is accepted and ignored. */
+NQ_API nq_status nq_pager_destroy(nq_pager* pager);
+
+/* A zero-filled paged buffer of `bytes` (> 0); ids are >= 0 and never reused. */
+NQ_API nq_status nq_pager_alloc(nq_pager* pager, uint64_t bytes, int64_t* out_buffer);
+/* Release a buffer's memory and disk space; it must have no pinned pages. */
+NQ_API nq_status nq_pager_free(nq_pager* pager, int64_t buffer);
+
+/* Pin [offset, offset + bytes) of `buffer` in memory and return a pointer to its first
+ * byte. Fails with NQ_ERR_OUT_OF_MEMORY if pinned pages would exceed the budget. */
+NQ_API nq_status nq_pager_acquire(nq_pager* pager, int64_t buffer, uint64_t offset, uint64_t bytes,
+                                  void** out_ptr);
+/* Unpin a range acquired before (same buffer, offset, bytes). */
+NQ_API nq_status nq_pager_release(nq_pager* pager, int64_t buffer, uint64_t offset, uint64_t bytes);
+/* Hint: start reading the range in (asynchronously) if the budget allows without
+ * evicting pinned pages. Never fails for lack of room. */
+NQ_API nq_status nq_pager_prefetch(nq_pager* pager, int64_t buffer, uint64_t offset, uint64_t bytes);
+
+NQ_API nq_status nq_pager_stats_get(const nq_pager* pager, nq_pager_stats* out_stats);
+
+/* Optimizer steps whose state lives in pager buffers (sizes as the unpaged steps: 4 n
+ * bytes per 32-bit state; n bytes + 4 ceil(n / 256) bytes of absmax per 8-bit state; -1
+ * for Lion's unused state2 buffers). The state is walked in chunks that fit half the budget
+ * (the next chunk is prefetched while one is updated); results are bitwise those of the
+ * unpaged step. */
+NQ_API nq_status nq_optimizer32_step_paged(nq_optimizer_kind kind, const nq_optimizer_params* params,
+                                           float* p, const float* g, nq_pager* pager, int64_t state1,
+                                           int64_t state2, int64_t n);
+NQ_API nq_status nq_optimizer8_step_paged(nq_optimizer_kind kind, const nq_optimizer_params* params,
+                                          float* p, const float* g, nq_pager* pager, int64_t state1,
+                                          int64_t absmax1, int64_t state2, int64_t absmax2,
+                                          const float* code1, const float* code2, int64_t n);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -44,9 +44,9 @@ NQ_API nq_status nq_version_get(int32_t* major, int32_t* minor, int32_t* patch) 
   NQ_CHECK_NOT_NULL("nq_version_get", major);
   NQ_CHECK_NOT_NULL("nq_version_get", minor);
   NQ_CHECK_NOT_NULL("nq_version_get", patch);
-  *major = 0;
-  *minor = 1;
-  *patch = 0;
+  *major = NQ_VERSION_MAJOR;
+  *minor = NQ_VERSION_MINOR;
+  *patch = NQ_VERSION_PATCH;
   return NQ_OK;
 }
 
