@@ -143,22 +143,31 @@ NQ_API nq_status nq_memory_peak_reset(void);
  *    block (outputs are then unspecified; callers must not use them).
  *  - output buffers must not overlap inputs (NQ_ERR_OVERLAP).
  *  - rounding is round-to-nearest-even (as torch.round / CUDA rintf); code lookups
- *    pick the nearest code value, ties to the lower index.
+ *    pick the nearest code value, ties to the lower index. Blockwise kernels normalise
+ *    as bitsandbytes does, v = x * (1 / absmax) in fp32 (an all-zero block uses v = 0),
+ *    and "nearest" means: v is compared with fp32 thresholds, v > threshold picks the
+ *    upper code (8-bit: midpoints (code[i] + code[i+1]) * 0.5f as bnb's dQuantize,
+ *    which on an exact midpoint may go up where ours goes down; 4-bit: the thresholds
+ *    of bnb's dQuantizeNF4 / dQuantizeFP4 trees, so 4-bit codes equal bnb's bit for bit).
  *  - the SIMD paths are byte-identical to the scalar reference (NQ_ISA_SCALAR).
+ *  - bad sizes / enum values: NQ_ERR_INVALID_ARGUMENT (odd n for 4-bit: NQ_ERR_SHAPE);
+ *    dequantizers also reject NaN/Inf scales (absmax, scale, zero_point, offset).
  * ---------------------------------------------------------------------------------- */
 
-/* int8 absmax, per tensor: absmax = max|x|, q = round(x * 127 / absmax) (0 if absmax = 0). */
+/* int8 absmax, per tensor: absmax = max|x|, q = round(x * (127 / absmax)) in fp32 as bnb
+ * (0 if absmax = 0). NaN/Inf: NQ_ERR_NON_FINITE naming the element. */
 NQ_API nq_status nq_int8_absmax_quantize(const float* x, int64_t n, int8_t* q, float* out_absmax);
-/* x = q * absmax / 127 */
+/* x = (q * absmax) * (1 / 127), fp32, as bnb's int8_vectorwise_dequant */
 NQ_API nq_status nq_int8_absmax_dequantize(const int8_t* q, int64_t n, float absmax, float* x);
 
-/* int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows). */
+/* int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows).
+ * Same formulas as per tensor; a NaN/Inf names its row. */
 NQ_API nq_status nq_int8_rowwise_quantize(const float* x, int64_t rows, int64_t cols, int8_t* q,
                                           float* row_absmax);
 NQ_API nq_status nq_int8_rowwise_dequantize(const int8_t* q, const float* row_absmax, int64_t rows,
                                             int64_t cols, float* x);
 
-/* int8 absmax per column. x, q: (rows, cols); col_absmax: (cols). */
+/* int8 absmax per column. x, q: (rows, cols); col_absmax: (cols). A NaN/Inf names its column. */
 NQ_API nq_status nq_int8_colwise_quantize(const float* x, int64_t rows, int64_t cols, int8_t* q,
                                           float* col_absmax);
 NQ_API nq_status nq_int8_colwise_dequantize(const int8_t* q, const float* col_absmax, int64_t rows,
@@ -168,19 +177,23 @@ NQ_API nq_status nq_int8_colwise_dequantize(const int8_t* q, const float* col_ab
  * or per row (per_row = 1: `rows` entries). With lo = min(x, 0), hi = max(x, 0):
  * scale = (hi - lo) / 255, zero_point = round(-128 - lo / scale),
  * q = clamp(round(x / scale) + zero_point, -128, 127); dequant x = (q - zero_point) * scale.
- * A constant-zero group has scale 0 and dequantizes to 0. */
+ * scale and zero_point are fp32; x / scale is a true division. A group whose scale is 0
+ * (all zeros) gets zero_point 0 and q 0, and dequantizes to 0. */
 NQ_API nq_status nq_int8_zeropoint_quantize(const float* x, int64_t rows, int64_t cols, int32_t per_row,
                                             int8_t* q, float* scale, float* zero_point);
 NQ_API nq_status nq_int8_zeropoint_dequantize(const int8_t* q, const float* scale, const float* zero_point,
                                               int64_t rows, int64_t cols, int32_t per_row, float* x);
 
 /* bitsandbytes' create_dynamic_map(signed, max_exponent_bits=7, total_bits=8): 256 sorted
- * floats in [-1, 1] (signed) or [0, 1] (unsigned). */
+ * floats in [-1, 1] (signed) or [0, 1] (unsigned), bit-identical to bnb on torch 1.13 CPU
+ * (whose fp32 linspace rounding we reproduce). The signed map holds 0 and 1 but not -1
+ * (its lowest code is -0.99296875); the unsigned map holds 0 and 1. is_signed: 0 or 1. */
 NQ_API nq_status nq_dynamic_map_create(int32_t is_signed, float* code /* 256 */);
 
 /* Blockwise 8-bit with any sorted 256-entry code (normally the dynamic map):
  * absmax[b] = max|x| over block b; q[i] = index of the code nearest x[i] / absmax[b].
- * blocksize: a power of two in 64..4096. */
+ * blocksize: a power of two in 64..4096. code must be finite and ascending
+ * (NQ_ERR_NON_FINITE / NQ_ERR_INVALID_ARGUMENT otherwise). */
 NQ_API nq_status nq_blockwise8_quantize(const float* x, int64_t n, int32_t blocksize, const float* code,
                                         uint8_t* q, float* absmax);
 /* x[i] = code[q[i]] * absmax[i / blocksize] */
@@ -193,12 +206,14 @@ typedef enum nq_quant4_type {
   NQ_QUANT4_FP4 = 1  /* 1 sign, 2 exponent, 1 mantissa bit (bitsandbytes' FP4 table) */
 } nq_quant4_type;
 
-/* The 16 code values of `type`, indexed by the 4-bit code. */
+/* The 16 code values of `type`, indexed by the 4-bit code. FP4 codes 0..7 are
+ * {0, 0.0625, 8, 12, 4, 6, 2, 3} / 12 and bit 3 is the sign (code 8 is -0). */
 NQ_API nq_status nq_quant4_code_get(nq_quant4_type type, float* code /* 16 */);
 
 /* Blockwise 4-bit: absmax per block, nearest code of x / absmax, two codes per byte with
  * the FIRST element in the HIGH nibble. n must be even; packed holds n / 2 bytes.
- * blocksize: a power of two in 32..4096. */
+ * blocksize: a power of two in 32..4096. FP4 sets the sign bit when x / absmax < 0, so
+ * -0 and +0 both give code 0 (as bnb). */
 NQ_API nq_status nq_quant4_quantize(nq_quant4_type type, const float* x, int64_t n, int32_t blocksize,
                                     uint8_t* packed, float* absmax);
 NQ_API nq_status nq_quant4_dequantize(nq_quant4_type type, const uint8_t* packed, const float* absmax,
@@ -210,7 +225,9 @@ NQ_API nq_status nq_quant4_dequantize_bf16(nq_quant4_type type, const uint8_t* p
 /* Double quantization of per-block absmax (bitsandbytes' compress_statistics):
  * offset = mean(absmax); (q, nested_absmax) = blockwise8(absmax - offset, nested_blocksize,
  * code) with code normally the signed dynamic map and nested_blocksize 256.
- * nested_absmax has ceil(blocks / nested_blocksize) floats. */
+ * nested_absmax has ceil(blocks / nested_blocksize) floats; nested_blocksize as blockwise8.
+ * offset is accumulated in double and rounded once (bnb's fp32 torch mean may differ in the
+ * last bit); absmax - offset is then formed in fp32 as bnb does. */
 NQ_API nq_status nq_absmax_compress(const float* absmax, int64_t blocks, int32_t nested_blocksize,
                                     const float* code, uint8_t* q, float* nested_absmax, float* out_offset);
 /* absmax[i] = code[q[i]] * nested_absmax[i / nested_blocksize] + offset */
@@ -219,7 +236,8 @@ NQ_API nq_status nq_absmax_decompress(const uint8_t* q, const float* nested_absm
                                       float* absmax);
 
 /* Error of an approximation against a reference, accumulated in double precision.
- * snr_db = 10 log10(sum ref^2 / sum (ref - approx)^2) (+inf when exact). */
+ * snr_db = 10 log10(sum ref^2 / sum (ref - approx)^2) (+inf when exact, -inf when the
+ * reference is all zeros and approx is not). NaN/Inf in either input: NQ_ERR_NON_FINITE. */
 typedef struct nq_error_stats {
   double mean_abs_error;
   double rmse;

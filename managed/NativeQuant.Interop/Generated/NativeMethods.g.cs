@@ -84,7 +84,8 @@ public enum NqQuant4Type : int
 
 /// <summary>
 /// Error of an approximation against a reference, accumulated in double precision.
-/// snr_db = 10 log10(sum ref^2 / sum (ref - approx)^2) (+inf when exact).
+/// snr_db = 10 log10(sum ref^2 / sum (ref - approx)^2) (+inf when exact, -inf when the
+/// reference is all zeros and approx is not). NaN/Inf in either input: NQ_ERR_NON_FINITE.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public partial struct NqErrorStats
@@ -273,27 +274,36 @@ public static unsafe partial class NativeMethods
     public static partial NqStatus nq_memory_peak_reset();
 
     // ---- Quantization (bitsandbytes semantics and byte layout) ----
-    /// <summary>int8 absmax, per tensor: absmax = max|x|, q = round(x * 127 / absmax) (0 if absmax = 0).</summary>
+    /// <summary>
+    /// int8 absmax, per tensor: absmax = max|x|, q = round(x * (127 / absmax)) in fp32 as bnb
+    /// (0 if absmax = 0). NaN/Inf: NQ_ERR_NON_FINITE naming the element.
+    /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_absmax_quantize(float* x, long n, sbyte* q, float* out_absmax);
 
-    /// <summary>x = q * absmax / 127</summary>
+    /// <summary>x = (q * absmax) * (1 / 127), fp32, as bnb's int8_vectorwise_dequant</summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_absmax_dequantize(sbyte* q, long n, float absmax, float* x);
 
-    /// <summary>int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows).</summary>
+    /// <summary>
+    /// int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows).
+    /// Same formulas as per tensor; a NaN/Inf names its row.
+    /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_rowwise_quantize(float* x, long rows, long cols, sbyte* q, float* row_absmax);
 
-    /// <summary>int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows).</summary>
+    /// <summary>
+    /// int8 absmax per row (vector-wise; bitsandbytes' SCB). x, q: (rows, cols); row_absmax: (rows).
+    /// Same formulas as per tensor; a NaN/Inf names its row.
+    /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_rowwise_dequantize(sbyte* q, float* row_absmax, long rows, long cols, float* x);
 
-    /// <summary>int8 absmax per column. x, q: (rows, cols); col_absmax: (cols).</summary>
+    /// <summary>int8 absmax per column. x, q: (rows, cols); col_absmax: (cols). A NaN/Inf names its column.</summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_colwise_quantize(float* x, long rows, long cols, sbyte* q, float* col_absmax);
 
-    /// <summary>int8 absmax per column. x, q: (rows, cols); col_absmax: (cols).</summary>
+    /// <summary>int8 absmax per column. x, q: (rows, cols); col_absmax: (cols). A NaN/Inf names its column.</summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_colwise_dequantize(sbyte* q, float* col_absmax, long rows, long cols, float* x);
 
@@ -302,7 +312,8 @@ public static unsafe partial class NativeMethods
     /// or per row (per_row = 1: `rows` entries). With lo = min(x, 0), hi = max(x, 0):
     /// scale = (hi - lo) / 255, zero_point = round(-128 - lo / scale),
     /// q = clamp(round(x / scale) + zero_point, -128, 127); dequant x = (q - zero_point) * scale.
-    /// A constant-zero group has scale 0 and dequantizes to 0.
+    /// scale and zero_point are fp32; x / scale is a true division. A group whose scale is 0
+    /// (all zeros) gets zero_point 0 and q 0, and dequantizes to 0.
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_zeropoint_quantize(float* x, long rows, long cols, int per_row, sbyte* q, float* scale, float* zero_point);
@@ -312,14 +323,17 @@ public static unsafe partial class NativeMethods
     /// or per row (per_row = 1: `rows` entries). With lo = min(x, 0), hi = max(x, 0):
     /// scale = (hi - lo) / 255, zero_point = round(-128 - lo / scale),
     /// q = clamp(round(x / scale) + zero_point, -128, 127); dequant x = (q - zero_point) * scale.
-    /// A constant-zero group has scale 0 and dequantizes to 0.
+    /// scale and zero_point are fp32; x / scale is a true division. A group whose scale is 0
+    /// (all zeros) gets zero_point 0 and q 0, and dequantizes to 0.
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_zeropoint_dequantize(sbyte* q, float* scale, float* zero_point, long rows, long cols, int per_row, float* x);
 
     /// <summary>
     /// bitsandbytes' create_dynamic_map(signed, max_exponent_bits=7, total_bits=8): 256 sorted
-    /// floats in [-1, 1] (signed) or [0, 1] (unsigned).
+    /// floats in [-1, 1] (signed) or [0, 1] (unsigned), bit-identical to bnb on torch 1.13 CPU
+    /// (whose fp32 linspace rounding we reproduce). The signed map holds 0 and 1 but not -1
+    /// (its lowest code is -0.99296875); the unsigned map holds 0 and 1. is_signed: 0 or 1.
     /// </summary>
     /// <param name="code">256</param>
     [LibraryImport("nativequant")]
@@ -328,7 +342,8 @@ public static unsafe partial class NativeMethods
     /// <summary>
     /// Blockwise 8-bit with any sorted 256-entry code (normally the dynamic map):
     /// absmax[b] = max|x| over block b; q[i] = index of the code nearest x[i] / absmax[b].
-    /// blocksize: a power of two in 64..4096.
+    /// blocksize: a power of two in 64..4096. code must be finite and ascending
+    /// (NQ_ERR_NON_FINITE / NQ_ERR_INVALID_ARGUMENT otherwise).
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_blockwise8_quantize(float* x, long n, int blocksize, float* code, byte* q, float* absmax);
@@ -337,7 +352,10 @@ public static unsafe partial class NativeMethods
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_blockwise8_dequantize(byte* q, float* absmax, long n, int blocksize, float* code, float* x);
 
-    /// <summary>The 16 code values of `type`, indexed by the 4-bit code.</summary>
+    /// <summary>
+    /// The 16 code values of `type`, indexed by the 4-bit code. FP4 codes 0..7 are
+    /// {0, 0.0625, 8, 12, 4, 6, 2, 3} / 12 and bit 3 is the sign (code 8 is -0).
+    /// </summary>
     /// <param name="code">16</param>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_quant4_code_get(NqQuant4Type type, float* code);
@@ -345,7 +363,8 @@ public static unsafe partial class NativeMethods
     /// <summary>
     /// Blockwise 4-bit: absmax per block, nearest code of x / absmax, two codes per byte with
     /// the FIRST element in the HIGH nibble. n must be even; packed holds n / 2 bytes.
-    /// blocksize: a power of two in 32..4096.
+    /// blocksize: a power of two in 32..4096. FP4 sets the sign bit when x / absmax &lt; 0, so
+    /// -0 and +0 both give code 0 (as bnb).
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_quant4_quantize(NqQuant4Type type, float* x, long n, int blocksize, byte* packed, float* absmax);
@@ -353,7 +372,8 @@ public static unsafe partial class NativeMethods
     /// <summary>
     /// Blockwise 4-bit: absmax per block, nearest code of x / absmax, two codes per byte with
     /// the FIRST element in the HIGH nibble. n must be even; packed holds n / 2 bytes.
-    /// blocksize: a power of two in 32..4096.
+    /// blocksize: a power of two in 32..4096. FP4 sets the sign bit when x / absmax &lt; 0, so
+    /// -0 and +0 both give code 0 (as bnb).
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_quant4_dequantize(NqQuant4Type type, byte* packed, float* absmax, long n, int blocksize, float* x);
@@ -366,7 +386,9 @@ public static unsafe partial class NativeMethods
     /// Double quantization of per-block absmax (bitsandbytes' compress_statistics):
     /// offset = mean(absmax); (q, nested_absmax) = blockwise8(absmax - offset, nested_blocksize,
     /// code) with code normally the signed dynamic map and nested_blocksize 256.
-    /// nested_absmax has ceil(blocks / nested_blocksize) floats.
+    /// nested_absmax has ceil(blocks / nested_blocksize) floats; nested_blocksize as blockwise8.
+    /// offset is accumulated in double and rounded once (bnb's fp32 torch mean may differ in the
+    /// last bit); absmax - offset is then formed in fp32 as bnb does.
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_absmax_compress(float* absmax, long blocks, int nested_blocksize, float* code, byte* q, float* nested_absmax, float* out_offset);

@@ -1,0 +1,109 @@
+// Quantization kernels on 64M floats with 2 threads, per ISA (arg: nq_isa).
+// Counters: Gelem/s, and floor_ratio = (bytes read + written) / 40 GB/s / time: the share of
+// the memory-bandwidth floor reached (1.0 = at the floor).
+#include <benchmark/benchmark.h>
+
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "nativequant.h"
+
+namespace {
+
+constexpr int64_t kN = int64_t(64) << 20;
+constexpr double kFloorBytesPerSec = 40e9;
+
+struct Data {
+  std::vector<float> x, y, code;
+  std::vector<uint8_t> q;
+  std::vector<int8_t> q8;
+  std::vector<float> absmax;
+  std::vector<uint16_t> h;
+  Data() : x(kN), y(kN), code(256), q(kN), q8(kN), absmax(kN / 32), h(kN) {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    for (auto& v : x) v = d(rng);
+    nq_dynamic_map_create(1, code.data());
+  }
+};
+
+Data& data() {
+  static Data d;
+  return d;
+}
+
+void run(benchmark::State& state, double bytes_per_elem, const std::function<nq_status(Data&)>& fn) {
+  Data& d = data();
+  nq_threads_set(2);
+  nq_cpu_isa_set_max(static_cast<nq_isa>(state.range(0)));
+  if (fn(d) != NQ_OK) state.SkipWithError(nq_last_error_message());
+  for (auto _ : state) benchmark::DoNotOptimize(fn(d));
+  nq_cpu_isa_set_max(NQ_ISA_AVX512_BF16);
+  const double it = static_cast<double>(state.iterations());
+  state.counters["Gelem/s"] = benchmark::Counter(it * kN / 1e9, benchmark::Counter::kIsRate);
+  // floor_ratio = (bytes / floor bandwidth) / seconds per iteration
+  state.counters["floor_ratio"] =
+      benchmark::Counter(it * kN * bytes_per_elem / kFloorBytesPerSec, benchmark::Counter::kIsRate);
+}
+
+// bytes per element: fp32 in (4) + code out (1) + absmax (4 / blocksize)
+void BM_blockwise8_quantize(benchmark::State& s) {
+  run(s, 5 + 4.0 / 256, [](Data& d) {
+    return nq_blockwise8_quantize(d.x.data(), kN, 256, d.code.data(), d.q.data(), d.absmax.data());
+  });
+}
+void BM_blockwise8_dequantize(benchmark::State& s) {
+  run(s, 5 + 4.0 / 256, [](Data& d) {
+    return nq_blockwise8_dequantize(d.q.data(), d.absmax.data(), kN, 256, d.code.data(), d.y.data());
+  });
+}
+void BM_nf4_quantize(benchmark::State& s) {
+  run(s, 4.5 + 4.0 / 64, [](Data& d) {
+    return nq_quant4_quantize(NQ_QUANT4_NF4, d.x.data(), kN, 64, d.q.data(), d.absmax.data());
+  });
+}
+void BM_fp4_quantize(benchmark::State& s) {
+  run(s, 4.5 + 4.0 / 64, [](Data& d) {
+    return nq_quant4_quantize(NQ_QUANT4_FP4, d.x.data(), kN, 64, d.q.data(), d.absmax.data());
+  });
+}
+void BM_nf4_dequantize(benchmark::State& s) {
+  run(s, 4.5 + 4.0 / 64, [](Data& d) {
+    return nq_quant4_dequantize(NQ_QUANT4_NF4, d.q.data(), d.absmax.data(), kN, 64, d.y.data());
+  });
+}
+void BM_nf4_dequantize_bf16(benchmark::State& s) {
+  run(s, 2.5 + 4.0 / 64, [](Data& d) {
+    return nq_quant4_dequantize_bf16(NQ_QUANT4_NF4, d.q.data(), d.absmax.data(), kN, 64, d.h.data());
+  });
+}
+// int8 row-wise on (16384, 4096): absmax pass + scaling pass over fp32, int8 out
+void BM_int8_rowwise_quantize(benchmark::State& s) {
+  run(s, 5, [](Data& d) { return nq_int8_rowwise_quantize(d.x.data(), kN / 4096, 4096, d.q8.data(), d.absmax.data()); });
+}
+void BM_int8_rowwise_dequantize(benchmark::State& s) {
+  run(s, 5, [](Data& d) {
+    return nq_int8_rowwise_dequantize(d.q8.data(), d.absmax.data(), kN / 4096, 4096, d.y.data());
+  });
+}
+void BM_int8_zeropoint_quantize(benchmark::State& s) {
+  run(s, 5, [](Data& d) {
+    return nq_int8_zeropoint_quantize(d.x.data(), kN / 4096, 4096, 1, d.q8.data(), d.absmax.data(), d.y.data());
+  });
+}
+
+#define NQ_QUANT_BENCH(fn) BENCHMARK(fn)->Arg(NQ_ISA_SCALAR)->Arg(NQ_ISA_AVX2)->Arg(NQ_ISA_AVX512)->Unit(benchmark::kMillisecond)->UseRealTime()
+NQ_QUANT_BENCH(BM_blockwise8_quantize);
+NQ_QUANT_BENCH(BM_blockwise8_dequantize);
+NQ_QUANT_BENCH(BM_nf4_quantize);
+NQ_QUANT_BENCH(BM_fp4_quantize);
+NQ_QUANT_BENCH(BM_nf4_dequantize);
+NQ_QUANT_BENCH(BM_nf4_dequantize_bf16);
+NQ_QUANT_BENCH(BM_int8_rowwise_quantize);
+NQ_QUANT_BENCH(BM_int8_rowwise_dequantize);
+NQ_QUANT_BENCH(BM_int8_zeropoint_quantize);
+
+}  // namespace
+
+BENCHMARK_MAIN();
