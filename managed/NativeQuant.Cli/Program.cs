@@ -1,1 +1,3 @@
-﻿Console.WriteLine("Hello, World!");
+using NativeQuant.Cli;
+
+return await NqCli.RunAsync(args);

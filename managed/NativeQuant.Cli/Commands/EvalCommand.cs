@@ -1,0 +1,36 @@
+using System.CommandLine;
+using System.Text.Json;
+using NativeQuant.Models;
+using NativeQuant.NN;
+
+namespace NativeQuant.Cli.Commands;
+
+/// <summary>`nq eval --metric perplexity`: sliding-window perplexity of a text file.</summary>
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "llama2.c .bin, HF model directory, or stories15M", Required = true };
+        var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none", DefaultValueFactory = _ => "none" };
+        var data = new Option<string>("--data") { Description = "UTF-8 text file to score", Required = true };
+        var metric = new Option<string>("--metric") { Description = "perplexity", DefaultValueFactory = _ => "perplexity" };
+        var window = new Option<int>("--window") { Description = "Tokens per window (0 = the model's context)" };
+        var stride = new Option<int>("--stride") { Description = "Window advance (0 = window)" };
+        var json = new Option<bool>("--json") { Description = "Print {\"tokens\",\"nll\",\"perplexity\"} as JSON" };
+        var command = new Command("eval", "Evaluate a model on a text file") { model, quant, data, metric, window, stride, json };
+        CommandRunner.SetAction(command, (ctx, ct) =>
+        {
+            if (ctx.Value(metric) != "perplexity") throw new UserException($"--metric {ctx.Value(metric)}: only 'perplexity' is supported");
+            string path = ctx.Value(data)!;
+            if (!File.Exists(path)) throw new UserException($"--data {path}: file not found");
+            using var lm = CausalLM.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(ctx.Value(quant)!)));
+            if (lm.Tokenizer == null) throw new UserException($"--model {ctx.Value(model)}: no tokenizer found next to the weights (tokenizer.json / tokenizer.bin)");
+            var r = lm.Perplexity(File.ReadAllText(path), ctx.Value(window), ctx.Value(stride));
+            ctx.Out.WriteLine(ctx.Value(json)
+                ? JsonSerializer.Serialize(new { tokens = r.Tokens, nll = r.Nll, perplexity = r.Perplexity })
+                : $"tokens {r.Tokens}  nll {r.Nll:F4}  perplexity {r.Perplexity:F3}");
+            return Task.FromResult(CommandRunner.Ok);
+        });
+        return command;
+    }
+}
