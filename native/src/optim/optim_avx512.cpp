@@ -8,14 +8,11 @@
 #include <algorithm>
 
 #include "optim/optim.h"
+#include "quant/simd_avx512.h"
 
 namespace nq::optim {
 
 namespace {
-
-inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-}
 
 inline __m512 abs_ps(__m512 x) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff))); }
 
@@ -27,38 +24,14 @@ inline __m512 lr_sgn(__m512 lr, __m512 t) {
   return _mm512_mul_ps(lr, s);
 }
 
-// #{i : mid[i] < x} per lane, from the Code8 tables: a 5-step binary search over the 31
-// group bounds mid[8g + 7] (vpermt2ps), then a count of the 7 midpoints inside group g.
-struct Search {
-  __m512 clo, chi, flo[7], fhi[7];
-  explicit Search(const nq::quant::Code8& t) {
-    clo = _mm512_load_ps(t.coarse);
-    chi = _mm512_load_ps(t.coarse + 16);
-    for (int j = 0; j < 7; ++j) {
-      flo[j] = _mm512_load_ps(t.fine[j]);
-      fhi[j] = _mm512_load_ps(t.fine[j] + 16);
-    }
-  }
-  __m512i nearest(__m512 x) const {
-    __m512i g = _mm512_setzero_si512();
-    for (int s = 16; s >= 1; s >>= 1) {
-      const __m512 bound = _mm512_permutex2var_ps(clo, _mm512_add_epi32(g, _mm512_set1_epi32(s - 1)), chi);
-      g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(x, bound, _CMP_GT_OQ), g, _mm512_set1_epi32(s));
-    }
-    __m512i q = _mm512_slli_epi32(g, 3);
-    for (int j = 0; j < 7; ++j) {
-      const __m512 mid = _mm512_permutex2var_ps(flo[j], g, fhi[j]);
-      q = _mm512_mask_add_epi32(q, _mm512_cmp_ps_mask(x, mid, _CMP_GT_OQ), q, _mm512_set1_epi32(1));
-    }
-    return q;
-  }
-};
+using nq::quant::lanes16;
+using nq::quant::Search8;
 
 // s / absmax (0 for an all-zero block), then nearest code; with_sign applies the state1
 // rule: a code whose sign differs from s moves one index towards s.
-inline __m512i quantize(const Search& search, int32_t negatives, bool with_sign, __m512 s, float absmax) {
+inline __m512i quantize(const Search8& search, int32_t negatives, bool with_sign, __m512 s, float absmax) {
   const __m512 x = absmax > 0.0f ? _mm512_div_ps(s, _mm512_set1_ps(absmax)) : _mm512_setzero_ps();
-  __m512i q = search.nearest(x);
+  __m512i q = search.index(x);
   if (with_sign) {
     const __mmask16 s_neg = _mm512_movepi32_mask(_mm512_castps_si512(s));
     const __mmask16 code_neg = _mm512_cmplt_epi32_mask(q, _mm512_set1_epi32(negatives));
@@ -83,7 +56,7 @@ void adamw32_avx512(const StepConsts& c, float* p, const float* g, float* m, flo
   const __m512 ob1 = _mm512_set1_ps(c.one_minus_beta1), ob2 = _mm512_set1_ps(c.one_minus_beta2);
   const __m512 ss = _mm512_set1_ps(c.step_size), eh = _mm512_set1_ps(c.eps_hat), dc = _mm512_set1_ps(c.decay);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail_mask(n - i);
+    const __mmask16 k = lanes16(n - i);
     const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
     __m512 mi = _mm512_maskz_loadu_ps(k, m + i), vi = _mm512_maskz_loadu_ps(k, v + i);
     mi = _mm512_add_ps(_mm512_mul_ps(mi, b1), _mm512_mul_ps(ob1, gi));
@@ -101,7 +74,7 @@ void lion32_avx512(const StepConsts& c, float* p, const float* g, float* m, int6
   const __m512 ob1 = _mm512_set1_ps(c.one_minus_beta1), ob2 = _mm512_set1_ps(c.one_minus_beta2);
   const __m512 lr = _mm512_set1_ps(c.lr), dc = _mm512_set1_ps(c.decay);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail_mask(n - i);
+    const __mmask16 k = lanes16(n - i);
     const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
     const __m512 mi = _mm512_maskz_loadu_ps(k, m + i);
     const __m512 pi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dc);
@@ -116,14 +89,14 @@ void adamw8_avx512(const StepConsts& c, float* p, const float* g, uint8_t* q1, f
   const __m512 gs = _mm512_set1_ps(c.gnorm_scale), b1 = _mm512_set1_ps(c.beta1), b2 = _mm512_set1_ps(c.beta2);
   const __m512 ob1 = _mm512_set1_ps(c.one_minus_beta1), ob2 = _mm512_set1_ps(c.one_minus_beta2);
   const __m512 ss = _mm512_set1_ps(c.step_size), eh = _mm512_set1_ps(c.eps_hat), dc = _mm512_set1_ps(c.decay);
-  const Search s1(cb1.t), s2(cb2.t);
+  const Search8 s1(cb1.t), s2(cb2.t);
   alignas(64) float m[kBlock], v[kBlock];
   for (int64_t b0 = 0, blk = 0; b0 < n; b0 += kBlock, ++blk) {
     const int64_t len = std::min(kBlock, n - b0);
     const __m512 a1 = _mm512_set1_ps(absmax1[blk]), a2 = _mm512_set1_ps(absmax2[blk]);
     __m512 mx1 = _mm512_setzero_ps(), mx2 = _mm512_setzero_ps();
     for (int64_t j = 0; j < len; j += 16) {
-      const __mmask16 k = tail_mask(len - j);
+      const __mmask16 k = lanes16(len - j);
       const int64_t i = b0 + j;
       const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
       __m512 mi = dequantize(cb1.t.code, q1 + i, k, a1), vi = dequantize(cb2.t.code, q2 + i, k, a2);
@@ -138,7 +111,7 @@ void adamw8_avx512(const StepConsts& c, float* p, const float* g, uint8_t* q1, f
     absmax1[blk] = max1;
     absmax2[blk] = max2;
     for (int64_t j = 0; j < len; j += 16) {
-      const __mmask16 k = tail_mask(len - j);
+      const __mmask16 k = lanes16(len - j);
       const int64_t i = b0 + j;
       const __m512 mi = _mm512_load_ps(m + j), vi = _mm512_load_ps(v + j);
       const __m512 upd = _mm512_mul_ps(ss, _mm512_div_ps(mi, _mm512_add_ps(_mm512_sqrt_ps(vi), eh)));
@@ -155,14 +128,14 @@ void lion8_avx512(const StepConsts& c, float* p, const float* g, uint8_t* q1, fl
   const __m512 gs = _mm512_set1_ps(c.gnorm_scale), b1 = _mm512_set1_ps(c.beta1), b2 = _mm512_set1_ps(c.beta2);
   const __m512 ob1 = _mm512_set1_ps(c.one_minus_beta1), ob2 = _mm512_set1_ps(c.one_minus_beta2);
   const __m512 lr = _mm512_set1_ps(c.lr), dc = _mm512_set1_ps(c.decay);
-  const Search s1(cb1.t);
+  const Search8 s1(cb1.t);
   alignas(64) float m[kBlock];
   for (int64_t b0 = 0, blk = 0; b0 < n; b0 += kBlock, ++blk) {
     const int64_t len = std::min(kBlock, n - b0);
     const __m512 a1 = _mm512_set1_ps(absmax1[blk]);
     __m512 mx1 = _mm512_setzero_ps();
     for (int64_t j = 0; j < len; j += 16) {
-      const __mmask16 k = tail_mask(len - j);
+      const __mmask16 k = lanes16(len - j);
       const int64_t i = b0 + j;
       const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
       const __m512 mi = dequantize(cb1.t.code, q1 + i, k, a1);
@@ -176,7 +149,7 @@ void lion8_avx512(const StepConsts& c, float* p, const float* g, uint8_t* q1, fl
     const float max1 = _mm512_reduce_max_ps(mx1);
     absmax1[blk] = max1;
     for (int64_t j = 0; j < len; j += 16) {
-      const __mmask16 k = tail_mask(len - j);
+      const __mmask16 k = lanes16(len - j);
       _mm512_mask_cvtepi32_storeu_epi8(q1 + b0 + j, k, quantize(s1, cb1.negatives, true, _mm512_load_ps(m + j), max1));
     }
   }
