@@ -299,8 +299,9 @@ typedef struct nq_quant4_weight {
   int32_t type;                 /* nq_quant4_type */
 } nq_quant4_weight;
 
-/* Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile (the fp32 W is never
- * materialised). M <= 4 takes a GEMV path that streams W once. */
+/* Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile into packed panels (the
+ * fp32 W is never materialised). M <= 4 with w.k % 32 == 0 on AVX-512 takes a GEMV path that
+ * streams W once and accumulates in fp32 whatever `compute` says (it is memory-bound). */
 NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weight* w, const float* bias,
                                 nq_compute_type compute, float* y);
 

@@ -415,8 +415,9 @@ public static unsafe partial class NativeMethods
     public static partial NqStatus nq_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, ushort* a, ushort* b, float beta, float* bias, float* c);
 
     /// <summary>
-    /// Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile (the fp32 W is never
-    /// materialised). M &lt;= 4 takes a GEMV path that streams W once.
+    /// Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile into packed panels (the
+    /// fp32 W is never materialised). M &lt;= 4 with w.k % 32 == 0 on AVX-512 takes a GEMV path that
+    /// streams W once and accumulates in fp32 whatever `compute` says (it is memory-bound).
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_quant4_gemm(float* x, long m, NqQuant4Weight* w, float* bias, NqComputeType compute, float* y);

@@ -1,0 +1,232 @@
+using System.Numerics.Tensors;
+using Tensor = NativeQuant.Tensors.Tensor;
+using NativeQuant.Tensors;
+
+namespace NativeQuant.Autograd;
+
+// Elementwise ops: residual add, multiply, scale, SiLU, GELU(tanh), SwiGLU, dropout, reshape.
+public static partial class Functional
+{
+    // sqrt(2/pi) of the tanh approximation of GELU (as GPT-2 / HF "gelu_new").
+    private const float GeluC = 0.7978845608028654f;
+    private const float GeluA = 0.044715f;
+
+    /// <summary>a + b, where b has a's shape or a's trailing shape (broadcast over leading dims, e.g. a bias).</summary>
+    public static Tensor Add(Tensor a, Tensor b)
+    {
+        RequireFloat(a, "Add", nameof(a));
+        RequireFloat(b, "Add", nameof(b));
+        if (!a.Shape.EndsWith(b.Shape)) throw new ArgumentException($"Add: {b.ShapeString} does not broadcast to {a.ShapeString}");
+        var y = Tensor.Empty(a.Shape);
+        var bs = b.Data;
+        var ys = y.Data;
+        var aSpan = a.Data;
+        for (int off = 0; off < ys.Length; off += bs.Length)
+            TensorPrimitives.Add(aSpan.Slice(off, bs.Length), bs, ys.Slice(off, bs.Length));
+        return Recording(a, b) ? Record(y, new AddNode(a, b)) : y;
+    }
+
+    private sealed class AddNode(Tensor a, Tensor b) : Node(a, b)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            var gs = g.Data;
+            if (sink.For(a) is { } ga) TensorPrimitives.Add(ga.Data, gs, ga.Data);
+            if (sink.For(b) is { } gb)
+            {
+                var d = gb.Data;
+                for (int off = 0; off < gs.Length; off += d.Length) TensorPrimitives.Add(d, gs.Slice(off, d.Length), d);
+            }
+        }
+    }
+
+    /// <summary>a * b elementwise (same shapes).</summary>
+    public static Tensor Mul(Tensor a, Tensor b)
+    {
+        RequireFloat(a, "Mul", nameof(a));
+        RequireFloat(b, "Mul", nameof(b));
+        RequireSameShape(a, b, "Mul");
+        var y = Tensor.Empty(a.Shape);
+        TensorPrimitives.Multiply(a.Data, b.Data, y.Data);
+        return Recording(a, b) ? Record(y, new MulNode(a, b)) : y;
+    }
+
+    private sealed class MulNode(Tensor a, Tensor b) : Node(a, b)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(a) is { } ga) TensorPrimitives.MultiplyAdd(g.Data, b.Data, ga.Data, ga.Data);
+            if (sink.For(b) is { } gb) TensorPrimitives.MultiplyAdd(g.Data, a.Data, gb.Data, gb.Data);
+        }
+    }
+
+    /// <summary>x * s.</summary>
+    public static Tensor Scale(Tensor x, float s)
+    {
+        RequireFloat(x, "Scale", nameof(x));
+        var y = Tensor.Empty(x.Shape);
+        TensorPrimitives.Multiply(x.Data, s, y.Data);
+        return Recording(x) ? Record(y, new ScaleNode(x, s)) : y;
+    }
+
+    private sealed class ScaleNode(Tensor x, float s) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is { } gx) TensorPrimitives.MultiplyAdd(g.Data, s, gx.Data, gx.Data);
+        }
+    }
+
+    /// <summary>SiLU (swish): x * sigmoid(x).</summary>
+    public static Tensor Silu(Tensor x)
+    {
+        RequireFloat(x, "Silu", nameof(x));
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Data;
+        var ys = y.Data;
+        for (int i = 0; i < xs.Length; i++) ys[i] = xs[i] / (1f + MathF.Exp(-xs[i]));
+        return Recording(x) ? Record(y, new SiluNode(x)) : y;
+    }
+
+    private static float SiluGrad(float x)
+    {
+        float s = 1f / (1f + MathF.Exp(-x));
+        return s * (1f + x * (1f - s));
+    }
+
+    private sealed class SiluNode(Tensor x) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is not { } gx) return;
+            var xs = x.Data;
+            var gs = g.Data;
+            var d = gx.Data;
+            for (int i = 0; i < xs.Length; i++) d[i] += gs[i] * SiluGrad(xs[i]);
+        }
+    }
+
+    /// <summary>GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).</summary>
+    public static Tensor Gelu(Tensor x)
+    {
+        RequireFloat(x, "Gelu", nameof(x));
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Data;
+        var ys = y.Data;
+        for (int i = 0; i < xs.Length; i++)
+        {
+            float v = xs[i];
+            ys[i] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + GeluA * v * v * v)));
+        }
+        return Recording(x) ? Record(y, new GeluNode(x)) : y;
+    }
+
+    private sealed class GeluNode(Tensor x) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is not { } gx) return;
+            var xs = x.Data;
+            var gs = g.Data;
+            var d = gx.Data;
+            for (int i = 0; i < xs.Length; i++)
+            {
+                float v = xs[i];
+                float t = MathF.Tanh(GeluC * (v + GeluA * v * v * v));
+                float dt = (1f - t * t) * GeluC * (1f + 3f * GeluA * v * v);
+                d[i] += gs[i] * (0.5f * (1f + t) + 0.5f * v * dt);
+            }
+        }
+    }
+
+    /// <summary>SwiGLU: silu(gate) * up (the LLaMA MLP's gating).</summary>
+    public static Tensor SwiGlu(Tensor gate, Tensor up)
+    {
+        RequireFloat(gate, "SwiGlu", nameof(gate));
+        RequireFloat(up, "SwiGlu", nameof(up));
+        RequireSameShape(gate, up, "SwiGlu");
+        var y = Tensor.Empty(gate.Shape);
+        var gs = gate.Data;
+        var us = up.Data;
+        var ys = y.Data;
+        for (int i = 0; i < gs.Length; i++) ys[i] = gs[i] / (1f + MathF.Exp(-gs[i])) * us[i];
+        return Recording(gate, up) ? Record(y, new SwiGluNode(gate, up)) : y;
+    }
+
+    private sealed class SwiGluNode(Tensor gate, Tensor up) : Node(gate, up)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            var ga = sink.For(gate);
+            var gu = sink.For(up);
+            var gs = gate.Data;
+            var us = up.Data;
+            var go = g.Data;
+            for (int i = 0; i < gs.Length; i++)
+            {
+                float x = gs[i];
+                if (ga != null) ga.Data[i] += go[i] * us[i] * SiluGrad(x);
+                if (gu != null) gu.Data[i] += go[i] * x / (1f + MathF.Exp(-x));
+            }
+        }
+    }
+
+    /// <summary>Inverted dropout: zeroes each element with probability <paramref name="p"/> and scales survivors
+    /// by 1/(1-p). The mask is a pure function of <paramref name="seed"/> (SplitMix64 per element), so a
+    /// checkpointed recomputation with the same seed reproduces it exactly.</summary>
+    public static Tensor Dropout(Tensor x, float p, bool training, ulong seed)
+    {
+        RequireFloat(x, "Dropout", nameof(x));
+        if (p < 0f || p >= 1f) throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout: p must be in [0, 1)");
+        if (!training || p == 0f) return Reshape(x, x.Shape.ToArray());
+        var mask = Tensor.Empty(x.Shape);
+        var ms = mask.Data;
+        float keep = 1f / (1f - p);
+        for (int i = 0; i < ms.Length; i++) ms[i] = SplitMix.Uniform(seed, (ulong)i) < p ? 0f : keep;
+        var y = Tensor.Empty(x.Shape);
+        TensorPrimitives.Multiply(x.Data, ms, y.Data);
+        if (Recording(x)) return Record(y, new DropoutNode(x, mask));
+        mask.Dispose();
+        return y;
+    }
+
+    private sealed class DropoutNode(Tensor x, Tensor mask) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is { } gx) TensorPrimitives.MultiplyAdd(g.Data, mask.Data, gx.Data, gx.Data);
+        }
+    }
+
+    /// <summary>A view with a new shape (one dim may be -1); gradients flow back reshaped.</summary>
+    public static Tensor Reshape(Tensor x, params int[] shape)
+    {
+        var y = x.ViewRaw(shape);
+        return Recording(x) ? Record(y, new ReshapeNode(x)) : y;
+    }
+
+    private sealed class ReshapeNode(Tensor x) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is { } gx) TensorPrimitives.Add(gx.Data, g.Data, gx.Data);
+        }
+    }
+
+    /// <summary>Sum of all elements (a scalar of shape [1]).</summary>
+    public static Tensor Sum(Tensor x)
+    {
+        RequireFloat(x, "Sum", nameof(x));
+        var y = Tensor.Empty([1]);
+        y.Data[0] = TensorPrimitives.Sum(x.Data);
+        return Recording(x) ? Record(y, new SumNode(x)) : y;
+    }
+
+    private sealed class SumNode(Tensor x) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is { } gx) TensorPrimitives.Add(gx.Data, g.Data[0], gx.Data);
+        }
+    }
+}

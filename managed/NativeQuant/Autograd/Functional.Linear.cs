@@ -1,0 +1,93 @@
+using System.Numerics.Tensors;
+using Tensor = NativeQuant.Tensors.Tensor;
+using NativeQuant.Tensors;
+
+namespace NativeQuant.Autograd;
+
+// Matrix products: Linear (weight (out, in), as torch.nn.Linear), MatMul (weight (in, out), as HF's Conv1D),
+// and the quantized linear hook. All go through Gemm.Sgemm.
+public static unsafe partial class Functional
+{
+    /// <summary>y(..., out) = x(..., in) · weightᵀ + bias, weight (out, in).</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => Affine(x, weight, bias, weightIsInOut: false);
+
+    /// <summary>y(..., out) = x(..., in) · weight + bias, weight (in, out) — GPT-2's Conv1D layout.</summary>
+    public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null) => Affine(x, weight, bias, weightIsInOut: true);
+
+    private static Tensor Affine(Tensor x, Tensor weight, Tensor? bias, bool weightIsInOut)
+    {
+        string op = weightIsInOut ? "MatMul" : "Linear";
+        RequireFloat(x, op, nameof(x));
+        RequireFloat(weight, op, nameof(weight));
+        if (weight.Rank != 2) throw new ArgumentException($"{op}: weight must be 2-D, got {weight.ShapeString}");
+        int inF = weightIsInOut ? weight.Size(0) : weight.Size(1);
+        int outF = weightIsInOut ? weight.Size(1) : weight.Size(0);
+        if (LastDim(x, op) != inF) throw new ArgumentException($"{op}: input {x.ShapeString} has last dim {x.Size(-1)}, weight {weight.ShapeString} expects {inF}");
+        if (bias != null)
+        {
+            RequireFloat(bias, op, nameof(bias));
+            if (bias.Rank != 1 || bias.Size(0) != outF) throw new ArgumentException($"{op}: bias must be [{outF}], got {bias.ShapeString}");
+        }
+        int m = (int)(x.NumElements / inF);
+        var shape = x.Shape.ToArray();
+        shape[^1] = outF;
+        var y = Tensor.Empty(shape);
+        Gemm.Sgemm(false, !weightIsInOut, m, outF, inF, x.DataPointer, weight.DataPointer, 0f, y.DataPointer, bias == null ? null : bias.DataPointer);
+        return Recording(x, weight, bias) ? Record(y, new AffineNode(x, weight, bias, weightIsInOut)) : y;
+    }
+
+    private static void AddBiasRows(Span<float> y, ReadOnlySpan<float> bias)
+    {
+        for (int off = 0; off < y.Length; off += bias.Length) TensorPrimitives.Add(y.Slice(off, bias.Length), bias, y.Slice(off, bias.Length));
+    }
+
+    private static void SumRowsInto(ReadOnlySpan<float> g, Span<float> acc)
+    {
+        for (int off = 0; off < g.Length; off += acc.Length) TensorPrimitives.Add(acc, g.Slice(off, acc.Length), acc);
+    }
+
+    private sealed class AffineNode(Tensor x, Tensor w, Tensor? b, bool inOut) : Node(x, w, b)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            int inF = x.Size(-1), outF = g.Size(-1);
+            int m = (int)(x.NumElements / inF);
+            if (sink.For(x) is { } gx)
+            {
+                // dx(m,in) += g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
+                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, 1f, gx.DataPointer);
+            }
+            if (sink.For(w) is { } gw)
+            {
+                if (inOut) Gemm.Sgemm(true, false, inF, outF, m, x.DataPointer, g.DataPointer, 1f, gw.DataPointer); // dW(in,out) += xᵀ·g
+                else Gemm.Sgemm(true, false, outF, inF, m, g.DataPointer, x.DataPointer, 1f, gw.DataPointer);      // dW(out,in) += gᵀ·x
+            }
+            if (b != null && sink.For(b) is { } gb) SumRowsInto(g.Data, gb.Data);
+        }
+    }
+
+    /// <summary>y(..., out) = x(..., in) · Wᵀ + bias for a frozen quantized W; backward gives dx (and dbias).</summary>
+    public static Tensor QuantizedLinear(Tensor x, IQuantizedWeight weight, Tensor? bias = null)
+    {
+        RequireFloat(x, "QuantizedLinear", nameof(x));
+        int inF = weight.InFeatures, outF = weight.OutFeatures;
+        if (LastDim(x, "QuantizedLinear") != inF) throw new ArgumentException($"QuantizedLinear: input {x.ShapeString} has last dim {x.Size(-1)}, weight expects {inF}");
+        if (bias != null && (bias.Rank != 1 || bias.Size(0) != outF)) throw new ArgumentException($"QuantizedLinear: bias must be [{outF}], got {bias.ShapeString}");
+        int m = (int)(x.NumElements / inF);
+        var shape = x.Shape.ToArray();
+        shape[^1] = outF;
+        var y = Tensor.Empty(shape);
+        weight.MatMulTransposed(x.DataPointer, m, y.DataPointer);
+        if (bias != null) AddBiasRows(y.Data, bias.Data);
+        return Recording(x, bias) ? Record(y, new QuantizedLinearNode(x, weight, bias)) : y;
+    }
+
+    private sealed class QuantizedLinearNode(Tensor x, IQuantizedWeight w, Tensor? b) : Node(x, b)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is { } gx) w.MatMulAccumulate(g.DataPointer, (int)(g.NumElements / w.OutFeatures), gx.DataPointer);
+            if (b != null && sink.For(b) is { } gb) SumRowsInto(g.Data, gb.Data);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System.Numerics.Tensors;
+using Tensor = NativeQuant.Tensors.Tensor;
+using NativeQuant.Tensors;
+
+namespace NativeQuant.Autograd;
+
+// Softmax and cross-entropy.
+public static partial class Functional
+{
+    /// <summary>Softmax over the last dimension.</summary>
+    public static Tensor Softmax(Tensor x)
+    {
+        RequireFloat(x, "Softmax", nameof(x));
+        int c = LastDim(x, "Softmax");
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Data;
+        var ys = y.Data;
+        for (int off = 0; off < xs.Length; off += c) TensorPrimitives.SoftMax(xs.Slice(off, c), ys.Slice(off, c));
+        return Recording(x) ? Record(y, new SoftmaxNode(x, y)) : y;
+    }
+
+    private sealed class SoftmaxNode(Tensor x, Tensor y) : Node(x)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(x) is not { } gx) return;
+            int c = x.Size(-1);
+            var ys = y.Data;
+            var gs = g.Data;
+            var d = gx.Data;
+            for (int off = 0; off < ys.Length; off += c)
+            {
+                var yr = ys.Slice(off, c);
+                var gr = gs.Slice(off, c);
+                float dot = TensorPrimitives.Dot(yr, gr);
+                for (int i = 0; i < c; i++) d[off + i] += yr[i] * (gr[i] - dot);
+            }
+        }
+    }
+
+    /// <summary>Mean negative log-likelihood of <paramref name="targets"/> (N) int32 under logits (N, V),
+    /// skipping targets equal to <paramref name="ignoreIndex"/>. Returns a [1] tensor (0 when all are ignored).</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex = -100)
+    {
+        RequireFloat(logits, "CrossEntropy", nameof(logits));
+        targets.RequireDType(DType.Int32);
+        int v = LastDim(logits, "CrossEntropy");
+        int n = (int)(logits.NumElements / v);
+        if (targets.NumElements != n) throw new ArgumentException($"CrossEntropy: {n} rows of logits {logits.ShapeString} but {targets.NumElements} targets");
+        var ts = targets.AsSpan<int>();
+        var ls = logits.Data;
+        var nll = NllPerRow(ls, ts, v, ignoreIndex, out int count);
+        var y = Tensor.Empty([1]);
+        y.Data[0] = count == 0 ? 0f : (float)(nll / count);
+        return Recording(logits) ? Record(y, new CrossEntropyNode(logits, targets, ignoreIndex, count)) : y;
+    }
+
+    /// <summary>Summed NLL (double) over rows whose target is not ignored; validates every target.</summary>
+    internal static double NllPerRow(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int v, int ignoreIndex, out int count)
+    {
+        double total = 0;
+        count = 0;
+        for (int r = 0; r < targets.Length; r++)
+        {
+            int t = targets[r];
+            if (t == ignoreIndex) continue;
+            if ((uint)t >= (uint)v) throw new ArgumentOutOfRangeException(nameof(targets), t, $"CrossEntropy: target {t} at row {r} is outside [0, {v})");
+            var row = logits.Slice(r * v, v);
+            float max = TensorPrimitives.Max(row);
+            double sum = 0;
+            for (int i = 0; i < v; i++) sum += Math.Exp(row[i] - max);
+            total += Math.Log(sum) + max - row[t];
+            count++;
+        }
+        return total;
+    }
+
+    private sealed class CrossEntropyNode(Tensor logits, Tensor targets, int ignoreIndex, int count) : Node(logits)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(logits) is not { } gl || count == 0) return;
+            int v = logits.Size(-1);
+            var ts = targets.AsSpan<int>();
+            var ls = logits.Data;
+            var d = gl.Data;
+            float scale = g.Data[0] / count;
+            var p = new float[v];
+            for (int r = 0; r < ts.Length; r++)
+            {
+                if (ts[r] == ignoreIndex) continue;
+                TensorPrimitives.SoftMax(ls.Slice(r * v, v), p);
+                p[ts[r]] -= 1f;
+                var dr = d.Slice(r * v, v);
+                TensorPrimitives.MultiplyAdd(p, scale, dr, dr);
+            }
+        }
+    }
+}

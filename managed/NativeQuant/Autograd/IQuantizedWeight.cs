@@ -1,0 +1,18 @@
+namespace NativeQuant.Autograd;
+
+/// <summary>
+/// A frozen weight W (OutFeatures, InFeatures) stored in a quantized format (NF4/FP4/int8). The quantized
+/// linear op only needs these two products; implementations call native kernels when present and otherwise
+/// dequantize and use the fp32 GEMM. Frozen: there is no gradient for W itself.
+/// </summary>
+public unsafe interface IQuantizedWeight
+{
+    int OutFeatures { get; }
+    int InFeatures { get; }
+
+    /// <summary>y(m, Out) = x(m, In) · Wᵀ (overwrites y).</summary>
+    void MatMulTransposed(float* x, int m, float* y);
+
+    /// <summary>dx(m, In) += dy(m, Out) · W.</summary>
+    void MatMulAccumulate(float* dy, int m, float* dx);
+}

@@ -1,0 +1,87 @@
+using NativeQuant.Autograd;
+using NativeQuant.Generation;
+using NativeQuant.NN;
+using NativeQuant.Tensors;
+using NativeQuant.Tokenizers;
+
+namespace NativeQuant.Models;
+
+/// <summary>
+/// A decoder-only language model: token ids in, next-token logits out, with an optional KV cache. Entry point of
+/// the engine: <see cref="Load"/> a checkpoint, then <see cref="Generate(string, GenerationOptions, Action{string}?)"/>
+/// or <see cref="Perplexity(string, int, int)"/>.
+/// </summary>
+public abstract class CausalLM : Module
+{
+    public abstract int VocabSize { get; }
+    /// <summary>Context length (positions the model was trained for).</summary>
+    public abstract int MaxPositions { get; }
+    public abstract int NumLayers { get; }
+    public abstract int NumKeyValueHeads { get; }
+    public abstract int HeadDim { get; }
+
+    /// <summary>The tokenizer loaded with the model (null when none was found).</summary>
+    public ITokenizer? Tokenizer { get; set; }
+
+    /// <summary>Recompute each block in backward instead of keeping its activations (training only).</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>Loads a llama2.c .bin, an HF directory, or a named asset ("stories15M"), optionally quantizing.</summary>
+    public static CausalLM Load(string path, QuantConfig? quant = null) => ModelLoader.Load(path, quant ?? QuantConfig.None);
+
+    /// <summary>ids (B, T) int32 at positions cache.Length.. -> logits (B, T, V), or (B, 1, V) for the last
+    /// position only (inference).</summary>
+    public Tensor Forward(Tensor ids, KVCache? cache = null, bool lastPositionOnly = false)
+    {
+        ids.RequireDType(DType.Int32);
+        if (ids.Rank != 2) throw new ArgumentException($"Forward: ids must be (B, T), got {ids.ShapeString}");
+        int start = cache?.Length ?? 0, t = ids.Size(1);
+        if (t == 0) throw new ArgumentException("Forward: ids must hold at least one token");
+        if (start + t > MaxPositions)
+            throw new ArgumentException($"Forward: positions {start}..{start + t - 1} exceed the model's context of {MaxPositions} tokens");
+        var h = Hidden(ids, start, cache);  // (B,T,C)
+        cache?.Advance(t);
+        if (lastPositionOnly)
+        {
+            if (GradMode.IsEnabled && h.RequiresGrad) throw new InvalidOperationException("lastPositionOnly is for inference; run it under GradMode.NoGrad()");
+            using var last = h.NarrowView(1, t - 1, 1);
+            h = last.Contiguous();
+        }
+        return Head(h);
+    }
+
+    /// <summary>Embeddings and every block: ids (B, T) -> final normed hidden states (B, T, C).</summary>
+    protected abstract Tensor Hidden(Tensor ids, int startPos, KVCache? cache);
+
+    /// <summary>hidden (B, T, C) -> logits (B, T, V).</summary>
+    protected abstract Tensor Head(Tensor hidden);
+
+    /// <summary>Runs one block, checkpointed when enabled and useful (training with a tape, no cache).</summary>
+    protected Tensor RunBlock(Module block, Func<Tensor, Tensor> forward, Tensor h, KVCache? cache)
+    {
+        if (!GradientCheckpointing || cache != null || !Training || !GradMode.IsEnabled) return forward(h);
+        return Autograd.Checkpoint.Apply(forward, h, block.Parameters().ToList<Tensor>());
+    }
+
+    public KVCache CreateCache(int batch = 1, int? maxLength = null) =>
+        new(NumLayers, batch, maxLength ?? MaxPositions, NumKeyValueHeads, HeadDim);
+
+    /// <summary>Samples up to maxNewTokens after the prompt ids, streaming each token id as it is chosen.</summary>
+    public GenerationResult Generate(ReadOnlySpan<int> promptIds, GenerationOptions options, Action<int>? onToken = null) =>
+        Generator.Generate(this, promptIds, options, onToken);
+
+    /// <summary>Encodes <paramref name="prompt"/> (with BOS), samples, and streams decoded text pieces.</summary>
+    public GenerationResult Generate(string prompt, GenerationOptions options, Action<string>? onText = null) =>
+        Generator.Generate(this, prompt, options, onText);
+
+    /// <summary>Sliding-window perplexity of a token sequence.</summary>
+    public PerplexityResult Perplexity(ReadOnlySpan<int> ids, int window = 0, int stride = 0) =>
+        PerplexityEvaluator.Evaluate(this, ids, window, stride);
+
+    /// <summary>Perplexity of text (encoded with BOS by the model's tokenizer).</summary>
+    public PerplexityResult Perplexity(string text, int window = 0, int stride = 0) =>
+        PerplexityEvaluator.Evaluate(this, RequireTokenizer().Encode(text, addBos: true), window, stride);
+
+    internal ITokenizer RequireTokenizer() =>
+        Tokenizer ?? throw new InvalidOperationException("this model has no tokenizer; pass token ids, or set Tokenizer");
+}

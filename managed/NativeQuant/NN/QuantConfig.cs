@@ -1,0 +1,27 @@
+namespace NativeQuant.NN;
+
+/// <summary>Storage format for frozen linear weights chosen at load time.</summary>
+public enum QuantType
+{
+    None,
+    Nf4,
+    Fp4,
+    Int8,
+}
+
+/// <summary>On-load quantization of linear layers (bitsandbytes' BitsAndBytesConfig, reduced to what this
+/// engine supports). The output head stays full precision, as in transformers.</summary>
+public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQuant = false, int BlockSize = 64,
+                                 float Int8Threshold = 6f)
+{
+    public static readonly QuantConfig None = new();
+
+    public static QuantType Parse(string text) => text.ToLowerInvariant() switch
+    {
+        "none" or "fp32" => QuantType.None,
+        "nf4" => QuantType.Nf4,
+        "fp4" => QuantType.Fp4,
+        "int8" => QuantType.Int8,
+        _ => throw new ArgumentException($"unknown quantization '{text}' (expected nf4, fp4, int8 or none)"),
+    };
+}

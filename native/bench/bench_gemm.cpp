@@ -1,0 +1,216 @@
+// GEMM benchmarks: fp32 / bf16 GEMM, NF4 GEMM/GEMV, LLM.int8(), forward and backward, with
+// peers (OpenBLAS sgemm, oneDNN bf16/int8 matmul) measured in the same process.
+// Counters: GFLOPS (2*M*N*K per second; GOPS for int8), floor_ratio (vs the machine's
+// measured peak for that instruction mix), GBps for GEMV (bytes of the stored weight).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "nativequant.h"
+#ifdef NQ_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+#ifdef NQ_HAVE_DNNL
+#include <dnnl.hpp>
+#endif
+
+namespace {
+
+// Machine floors for 2 threads (Zen 5, 2 vCPU): peak FMA, VNNI and bf16 dot rates and the
+// streaming bandwidth a GEMV can hope for.
+constexpr double kFloorF32Gflops = 476.0;
+constexpr double kFloorVnniGops = 1880.0;
+constexpr double kFloorBf16Gflops = 870.0;
+constexpr double kFloorGemvGBps = 40.0;
+
+const int64_t kMs[] = {1, 16, 256, 512};
+const int64_t kNK[][2] = {{768, 768}, {3072, 768}, {768, 3072}, {4096, 4096}, {11008, 4096}};
+
+std::vector<float> randn(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t m : kMs)
+    for (auto& nk : kNK) b->Args({m, nk[0], nk[1]});
+  b->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+void set_rate(benchmark::State& st, double flops_per_iter, double floor) {
+  st.counters["GFLOPS"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["floor_ratio"] =
+      benchmark::Counter(flops_per_iter * 1e-9 / floor, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void check(nq_status s, benchmark::State& st) {
+  if (s != NQ_OK) st.SkipWithError(nq_last_error_message());
+}
+
+// Y = X W^T, fp32.
+void BM_GemmF32(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randn(size_t(m * k), 1), w = randn(size_t(n * k), 2);
+  std::vector<float> y(size_t(m * n));
+  for (auto _ : st) check(nq_gemm_f32(0, 1, m, n, k, x.data(), w.data(), 0.0f, nullptr, y.data()), st);
+  set_rate(st, 2.0 * m * n * k, kFloorF32Gflops);
+}
+BENCHMARK(BM_GemmF32)->Apply(shapes);
+
+// Y = X W^T with bf16 inputs.
+void BM_GemmBf16(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  std::vector<uint16_t> x(size_t(m * k), 0x3f80), w(size_t(n * k), 0x3f00);
+  std::vector<float> y(size_t(m * n));
+  for (auto _ : st) check(nq_gemm_bf16(0, 1, m, n, k, x.data(), w.data(), 0.0f, nullptr, y.data()), st);
+  set_rate(st, 2.0 * m * n * k, kFloorBf16Gflops);
+}
+BENCHMARK(BM_GemmBf16)->Apply(shapes);
+
+// An NF4 weight (blocksize 64, plain absmax) quantized by the library; `copies` distinct
+// copies let GEMV benchmarks stream weights larger than the last-level cache.
+struct Nf4Weights {
+  std::vector<std::vector<uint8_t>> packed;
+  std::vector<std::vector<float>> absmax;
+  std::vector<nq_quant4_weight> w;
+  Nf4Weights(int64_t n, int64_t k, int copies) {
+    const auto wf = randn(size_t(n * k), 3);
+    packed.resize(size_t(copies));
+    absmax.resize(size_t(copies));
+    for (int c = 0; c < copies; ++c) {
+      packed[c].resize(size_t(n * k / 2));
+      absmax[c].resize(size_t(n * k / 64));
+      nq_quant4_quantize(NQ_QUANT4_NF4, wf.data(), n * k, 64, packed[c].data(), absmax[c].data());
+      nq_quant4_weight q{};
+      q.packed = packed[c].data();
+      q.absmax = absmax[c].data();
+      q.n = n;
+      q.k = k;
+      q.blocksize = 64;
+      q.type = NQ_QUANT4_NF4;
+      w.push_back(q);
+    }
+  }
+};
+
+// Enough copies that one pass over all of them exceeds a 32 MiB L3.
+int copies_for(int64_t n, int64_t k) { return int(std::max<int64_t>(1, (int64_t(96) << 20) / (n * k / 2))); }
+
+void BM_Nf4Gemm(benchmark::State& st, nq_compute_type ct) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  Nf4Weights q(n, k, m <= 4 ? copies_for(n, k) : 1);
+  auto x = randn(size_t(m * k), 1);
+  std::vector<float> y(size_t(m * n));
+  size_t c = 0;
+  for (auto _ : st) check(nq_quant4_gemm(x.data(), m, &q.w[c++ % q.w.size()], nullptr, ct, y.data()), st);
+  set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : kFloorF32Gflops);
+  if (m <= 4) {
+    const double bytes = double(n) * k / 2 + double(n) * k / 64 * 4;
+    st.counters["GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["bw_ratio"] = benchmark::Counter(bytes * 1e-9 / kFloorGemvGBps, benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+BENCHMARK_CAPTURE(BM_Nf4Gemm, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Nf4Gemm, f32, NQ_COMPUTE_F32)->Apply(shapes);
+
+void BM_Nf4Backward(benchmark::State& st, nq_compute_type ct) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  Nf4Weights q(n, k, 1);
+  auto dy = randn(size_t(m * n), 1);
+  std::vector<float> dx(size_t(m * k));
+  for (auto _ : st) check(nq_quant4_gemm_backward(dy.data(), m, &q.w[0], ct, 0.0f, dx.data()), st);
+  set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : kFloorF32Gflops);
+}
+BENCHMARK_CAPTURE(BM_Nf4Backward, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
+
+// LLM.int8() with 0.1% planted outlier columns (|x| = 20) at threshold 6.
+void BM_Int8Matmul(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randn(size_t(m * k), 1), wf = randn(size_t(n * k), 2);
+  for (int64_t c = 0; c < k; c += 1000)
+    for (int64_t i = 0; i < m; ++i) x[size_t(i * k + c)] = 20.0f;
+  std::vector<int8_t> w(size_t(n * k));
+  std::vector<float> scb(static_cast<size_t>(n)), y(size_t(m * n));
+  nq_int8_rowwise_quantize(wf.data(), n, k, w.data(), scb.data());
+  std::vector<int32_t> cols(static_cast<size_t>(k));
+  int64_t count = 0;
+  for (auto _ : st)
+    check(nq_int8_matmul(x.data(), m, k, w.data(), scb.data(), n, 6.0f, nullptr, NQ_COMPUTE_BF16, y.data(),
+                         cols.data(), k, &count),
+          st);
+  set_rate(st, 2.0 * m * n * k, kFloorVnniGops);
+  st.counters["outliers"] = double(count);
+}
+BENCHMARK(BM_Int8Matmul)->Apply(shapes);
+
+void BM_Int8Backward(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto dy = randn(size_t(m * n), 1), wf = randn(size_t(n * k), 2);
+  std::vector<int8_t> w(size_t(n * k));
+  std::vector<float> scb(static_cast<size_t>(n)), dx(size_t(m * k));
+  nq_int8_rowwise_quantize(wf.data(), n, k, w.data(), scb.data());
+  for (auto _ : st)
+    check(nq_int8_matmul_backward(dy.data(), m, n, w.data(), scb.data(), k, NQ_COMPUTE_BF16, 0.0f, dx.data()), st);
+  set_rate(st, 2.0 * m * n * k, kFloorBf16Gflops);
+}
+BENCHMARK(BM_Int8Backward)->Apply(shapes);
+
+#ifdef NQ_HAVE_OPENBLAS
+void BM_OpenBlasSgemm(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randn(size_t(m * k), 1), w = randn(size_t(n * k), 2);
+  std::vector<float> y(size_t(m * n));
+  int32_t threads = 1;
+  nq_threads_get(&threads);
+  openblas_set_num_threads(threads);
+  for (auto _ : st)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x.data(), int(k),
+                w.data(), int(k), 0.0f, y.data(), int(n));
+  set_rate(st, 2.0 * m * n * k, kFloorF32Gflops);
+  // OpenBLAS 0.3.21 (Debian 12) detects Zen 5 as "Prescott" (SSE3 kernels); run with
+  // OPENBLAS_CORETYPE=SkylakeX for a fair peer. The label records which kernel ran.
+  st.SetLabel(openblas_get_corename());
+}
+BENCHMARK(BM_OpenBlasSgemm)->Apply(shapes);
+#endif
+
+#ifdef NQ_HAVE_DNNL
+// oneDNN matmul Y = X W^T (W stored (N,K) row-major = (K,N) with tag ba) in bf16 -> f32 or
+// u8 x s8 -> f32 (raw int product; no scales, so a lower bound on its LLM.int8() cost).
+void BM_OneDnnMatmul(benchmark::State& st, dnnl::memory::data_type src_dt, dnnl::memory::data_type w_dt,
+                     double floor) {
+  using namespace dnnl;
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  engine eng(engine::kind::cpu, 0);
+  stream strm(eng);
+  const memory::desc a_md({m, k}, src_dt, memory::format_tag::ab), b_md({k, n}, w_dt, memory::format_tag::ba),
+      c_md({m, n}, memory::data_type::f32, memory::format_tag::ab);
+  const matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
+  memory a(a_md, eng), b(b_md, eng), c(c_md, eng);
+  std::memset(a.get_data_handle(), 0x3c, a_md.get_size());
+  std::memset(b.get_data_handle(), 0x1c, b_md.get_size());
+  matmul prim(pd);
+  for (auto _ : st) {
+    prim.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    strm.wait();
+  }
+  set_rate(st, 2.0 * m * n * k, floor);
+}
+BENCHMARK_CAPTURE(BM_OneDnnMatmul, bf16, dnnl::memory::data_type::bf16, dnnl::memory::data_type::bf16,
+                  kFloorBf16Gflops)
+    ->Apply(shapes);
+BENCHMARK_CAPTURE(BM_OneDnnMatmul, u8s8, dnnl::memory::data_type::u8, dnnl::memory::data_type::s8, kFloorVnniGops)
+    ->Apply(shapes);
+BENCHMARK_CAPTURE(BM_OneDnnMatmul, f32, dnnl::memory::data_type::f32, dnnl::memory::data_type::f32, kFloorF32Gflops)
+    ->Apply(shapes);
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,127 @@
+// Blocked, multithreaded GEMM driver shared by every matmul in this directory.
+//
+// C (M,N) [+]= A (M,K) * B (K,N) where A and B are never read directly: a PackA functor
+// writes one A micro-panel and a PackB functor writes a B block in the micro-kernel's
+// format, so the same loop nest serves fp32, bf16, int8 and on-the-fly 4-bit/int8
+// dequantisation (the dequantised weight only ever exists as one KC x NC block in cache).
+//
+// Loop nest per thread (the A micro-panel in use stays in L1, B micro-panels stream from L2):
+//   pc over K in KC blocks               -> pack the thread's rows of A once (m_t x kc)
+//     jc over the thread's columns in NC  -> pack B block (kc x nc, L2-resident)
+//       ir over the thread's rows in MR
+//         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
+// Threads split N first (each packs only its own B), then M when N has too few tiles.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "cpu/cpu.h"
+#include "gemm/arena.h"
+#include "gemm/ukernel.h"
+
+namespace nq::gemm {
+
+constexpr int64_t kNC = 512;               // columns per B block
+constexpr int64_t kBPanelBytes = 384 * 4;  // bytes of one B micro-panel column: KC * element size
+
+// KC in k elements: a B micro-panel column is 1.5 KiB whatever the element size (384 fp32,
+// 768 bf16, 1536 int8): the A micro-panel (mr x kc) stays in L1, the B block (kc x NC, 768 KiB)
+// in L2, and C is re-read only every KC of K (measured: 384 beat 256 at K = 768).
+inline int64_t kc_for(const Ukernel& uk) { return kBPanelBytes / fmt_bytes(uk.b_fmt); }
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Offset (in elements) of (row, k) inside a micro-panel of `rows` rows.
+inline int64_t panel_index(int rows, int kgroup, int64_t row, int64_t k) {
+  return ((k / kgroup) * rows + row) * kgroup + (k % kgroup);
+}
+
+// Geometry a packer needs to lay out its block.
+struct PackGeom {
+  int rows;              // mr for A, nr for B (rows of one micro-panel)
+  int kgroup;
+  int64_t kcp;           // kc rounded up to kgroup
+  int64_t panel_elems;   // elements per micro-panel = rows * kcp
+};
+
+// pack_a(void* panel, const PackGeom&, int64_t i0, int mrows, int64_t k0, int64_t kc)
+// pack_b(void* block, const PackGeom&, int64_t k0, int64_t kc, int64_t n0, int64_t nc)
+//   block = ceil(nc/nr) micro-panels of panel_elems each; only the valid region needs
+//   writing: the driver zero-fills blocks and panels that have padding.
+template <class Acc, class PackA, class PackB>
+void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& pack_a,
+              const PackB& pack_b, Acc* C, int64_t ldc, bool accumulate) {
+  const int mr = uk.mr, nr = uk.nr, kg = uk.kgroup;
+  const int64_t KC = kc_for(uk);
+  const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
+  const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
+  const int nt = nq::cpu::num_threads();
+  const int tn = int(std::min<int64_t>(nt, n_tiles));
+  const int tm = int(std::min<int64_t>(std::max(1, nt / tn), m_tiles));
+
+  // An exception must not leave an OpenMP region: a thread that cannot get its scratch
+  // skips its tiles and the failure is rethrown (as bad_alloc) after the region.
+  bool failed = false;
+#pragma omp parallel num_threads(tm * tn)
+  try {
+    const int tid = omp_get_thread_num();
+    const int ti = tid / tn, tj = tid % tn;
+    const int64_t m0 = m_tiles * ti / tm * mr, m1 = std::min(M, m_tiles * (ti + 1) / tm * mr);
+    const int64_t n0 = n_tiles * tj / tn * nr, n1 = std::min(N, n_tiles * (tj + 1) / tn * nr);
+    const int64_t kcmax = round_up(std::min(KC, K), kg);
+    auto* bbuf = static_cast<uint8_t*>(
+        arena_get(kSlotB, size_t(round_up(std::min(kNC, n1 - n0), nr) * kcmax * esb)));
+    const int64_t apan = (m1 - m0 + mr - 1) / mr;
+    auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1) * mr * kcmax * esa)));
+    auto* ctile = static_cast<Acc*>(arena_get(kSlotC, size_t(mr * nr) * sizeof(Acc)));
+
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const int64_t kcp = round_up(kc, kg);
+      const bool acc = accumulate || pc > 0;
+      const PackGeom ga{mr, kg, kcp, mr * kcp};
+      for (int64_t ir = m0, p = 0; ir < m1; ir += mr, ++p) {
+        uint8_t* ap = abuf + p * ga.panel_elems * esa;
+        const int rows = int(std::min<int64_t>(mr, m1 - ir));
+        if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
+        pack_a(ap, ga, ir, rows, pc, kc);
+      }
+      for (int64_t jc = n0; jc < n1; jc += kNC) {
+        const int64_t nc = std::min(kNC, n1 - jc);
+        const int64_t npan = (nc + nr - 1) / nr;
+        const PackGeom gb{nr, kg, kcp, nr * kcp};
+        if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
+        pack_b(bbuf, gb, pc, kc, jc, nc);
+        for (int64_t ir = m0; ir < m1; ir += mr) {
+          const int rows = int(std::min<int64_t>(mr, m1 - ir));
+          const uint8_t* abuf_p = abuf + (ir - m0) / mr * ga.panel_elems * esa;
+          for (int64_t p = 0; p < npan; ++p) {
+            const int64_t j = jc + p * nr;
+            const int cols = int(std::min<int64_t>(nr, jc + nc - j));
+            const uint8_t* bp = bbuf + p * gb.panel_elems * esb;
+            Acc* cp = C + ir * ldc + j;
+            if (rows == mr && cols == nr) {
+              uk.run(kcp / kg, abuf_p, bp, cp, ldc, acc);
+            } else {
+              uk.run(kcp / kg, abuf_p, bp, ctile, nr, false);
+              for (int r = 0; r < rows; ++r)
+                for (int c = 0; c < cols; ++c)
+                  cp[r * ldc + c] = acc ? Acc(cp[r * ldc + c] + ctile[r * nr + c]) : ctile[r * nr + c];
+            }
+          }
+        }
+      }
+    }
+  } catch (...) {
+#pragma omp atomic write
+    failed = true;
+  }
+  if (failed) throw std::bad_alloc();
+}
+
+}  // namespace nq::gemm

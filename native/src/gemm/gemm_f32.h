@@ -1,0 +1,15 @@
+// Internal entry points of the fp32/bf16 GEMM (scalar references used by tests and by
+// NQ_ISA_SCALAR dispatch).
+#pragma once
+
+#include <cstdint>
+
+namespace nq::gemm {
+
+// Plain triple loop, fp32 accumulation in k order; shapes as nq_gemm_f32.
+void gemm_f32_ref(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                  const float* b, float beta, const float* bias, float* c);
+void gemm_bf16_ref(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a,
+                   const uint16_t* b, float beta, const float* bias, float* c);
+
+}  // namespace nq::gemm

@@ -1,0 +1,22 @@
+// Internal interface of LLM.int8() matmuls.
+#pragma once
+
+#include <cstdint>
+
+#include "nativequant.h"
+
+namespace nq::gemm {
+
+// int32 accumulation bound: (127 + 128) * 128 * 65536 < 2^31 even with the u8 offset.
+constexpr int64_t kInt8MaxK = 65536;
+
+// Scalar reference of nq_int8_matmul / nq_int8_matmul_bf16 (x_bf16 used when x is NULL):
+// same decomposition and rounding, int32 accumulation, fp32 outlier sums in column order.
+void int8_matmul_ref(const float* x, const uint16_t* x_bf16, int64_t m, int64_t k, const int8_t* w,
+                     const float* scb, int64_t n, float threshold, const float* bias,
+                     nq_compute_type outlier_compute, float* y, int32_t* outlier_cols, int64_t* outlier_count);
+
+void int8_matmul_backward_ref(const float* dy, int64_t m, int64_t n, const int8_t* w, const float* scb, int64_t k,
+                              nq_compute_type compute, float beta, float* dx);
+
+}  // namespace nq::gemm

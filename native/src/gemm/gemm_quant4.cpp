@@ -1,0 +1,186 @@
+// 4-bit (NF4/FP4) weight matmuls: Y = X W^T (+bias) and dX = beta*dX + dY W, with W
+// dequantised block by block into the GEMM's packed B panels.
+#include "gemm/gemm_quant4.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "cpu/cpu.h"
+#include "gemm/arena.h"
+#include "gemm/convert.h"
+#include "gemm/driver.h"
+#include "gemm/pack.h"
+#include "gemm/quant4_weight.h"
+#include "gemm/validate.h"
+
+namespace nq::gemm {
+namespace {
+
+float deq_scalar(const nq_quant4_weight& w, const float* code, int64_t e) {
+  const uint8_t byte = w.packed[e >> 1];
+  return code[(e & 1) ? (byte & 15) : (byte >> 4)] * quant4_absmax(w, e / w.blocksize);
+}
+
+// Writes kc values of one panel row `r` (a B column) into a micro-panel (rounded to bf16
+// first when `round` emulates bf16 compute on the fp32 kernel).
+inline void put_row(void* panel, const PackGeom& g, Fmt fmt, bool round, int r, const float* v, int64_t kc) {
+  if (fmt == Fmt::F32) {
+    float* o = static_cast<float*>(panel) + r;
+    if (round) {
+      for (int64_t k = 0; k < kc; ++k) o[k * g.rows] = round_bf16(v[k]);
+      return;
+    }
+    for (int64_t k = 0; k < kc; ++k) o[k * g.rows] = v[k];
+  } else {  // one uint32 (bf16 pair) per k-pair, converted in a vectorisable pass first
+    alignas(64) uint32_t pairs[kBPanelBytes / 4];
+    const int64_t npairs = (kc + 1) / 2;
+    for (int64_t p = 0; p < npairs; ++p) {
+      const uint16_t hi = 2 * p + 1 < kc ? f32_to_bf16(v[2 * p + 1]) : uint16_t(0);
+      pairs[p] = uint32_t(f32_to_bf16(v[2 * p])) | uint32_t(hi) << 16;
+    }
+    uint32_t* o = static_cast<uint32_t*>(panel) + r;
+    for (int64_t p = 0; p < npairs; ++p) o[p * g.rows] = pairs[p];
+  }
+}
+
+// Forward: B(k, j) = W[j][k]; each B column is a run of one W row.
+struct PackBQuant4Fwd {
+  const nq_quant4_weight& w;
+  Fmt fmt;
+  bool round;
+  void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    alignas(64) float row[kBPanelBytes / 2];  // kc <= KC for 2-byte formats
+    const int esz = fmt_bytes(fmt);
+    for (int64_t j = 0; j < nc; ++j) {
+      quant4_decode(w, (n0 + j) * w.k + k0, kc, row);
+      void* panel = static_cast<uint8_t*>(out) + (j / g.rows) * g.panel_elems * esz;
+      put_row(panel, g, fmt, round, int(j % g.rows), row, kc);
+    }
+  }
+};
+
+// Backward: B(k, j) = W[k][j]; each k is a run of one W row across the block's columns.
+struct PackBQuant4Bwd {
+  const nq_quant4_weight& w;
+  Fmt fmt;
+  bool round;
+  void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    alignas(64) float run[kNC];
+    const int esz = fmt_bytes(fmt);
+    for (int64_t k = 0; k < kc; ++k) {
+      quant4_decode(w, (k0 + k) * w.k + n0, nc, run);
+      if (round)
+        for (int64_t j = 0; j < nc; ++j) run[j] = round_bf16(run[j]);
+      for (int64_t j0 = 0; j0 < nc; j0 += g.rows) {
+        const int cols = int(std::min<int64_t>(g.rows, nc - j0));
+        uint8_t* panel = static_cast<uint8_t*>(out) + (j0 / g.rows) * g.panel_elems * esz;
+        if (fmt == Fmt::F32) {
+          std::memcpy(reinterpret_cast<float*>(panel) + k * g.rows, run + j0, size_t(cols) * 4);
+        } else {
+          uint16_t* o = reinterpret_cast<uint16_t*>(panel) + (k >> 1) * g.rows * 2 + (k & 1);
+          for (int c = 0; c < cols; ++c) o[c * 2] = f32_to_bf16(run[j0 + c]);
+        }
+      }
+    }
+  }
+};
+
+const Ukernel* pick(nq_compute_type compute) {
+  return compute == NQ_COMPUTE_BF16 ? ukernel_bf16() : ukernel_f32();
+}
+
+nq_status check_compute(const char* fn, nq_compute_type c) {
+  NQ_CHECK(c == NQ_COMPUTE_F32 || c == NQ_COMPUTE_BF16, NQ_ERR_INVALID_ARGUMENT,
+           "%s: argument 'compute' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", fn, int(c));
+  return NQ_OK;
+}
+
+}  // namespace
+
+void quant4_gemm_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
+                     nq_compute_type compute, float* y) {
+  const float* code = quant4_code(w);
+  const auto rnd = [&](float v) { return compute == NQ_COMPUTE_BF16 ? round_bf16(v) : v; };
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t n = 0; n < w.n; ++n) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < w.k; ++k) acc += rnd(x[i * w.k + k]) * rnd(deq_scalar(w, code, n * w.k + k));
+      y[i * w.n + n] = acc + (bias ? bias[n] : 0.0f);
+    }
+}
+
+void quant4_gemm_backward_ref(const float* dy, int64_t m, const nq_quant4_weight& w, nq_compute_type compute,
+                              float beta, float* dx) {
+  const float* code = quant4_code(w);
+  const auto rnd = [&](float v) { return compute == NQ_COMPUTE_BF16 ? round_bf16(v) : v; };
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t k = 0; k < w.k; ++k) {
+      float acc = 0.0f;
+      for (int64_t n = 0; n < w.n; ++n) acc += rnd(dy[i * w.n + n]) * rnd(deq_scalar(w, code, n * w.k + k));
+      dx[i * w.k + k] = (beta == 0.0f ? 0.0f : beta * dx[i * w.k + k]) + acc;
+    }
+}
+
+}  // namespace nq::gemm
+
+extern "C" {
+
+NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weight* w, const float* bias,
+                                nq_compute_type compute, float* y) {
+  using namespace nq::gemm;
+  const char* fn = "nq_quant4_gemm";
+  if (nq_status s = quant4_weight_check(fn, w); s != NQ_OK) return s;
+  NQ_CHECK_NOT_NULL(fn, x);
+  NQ_CHECK_NOT_NULL(fn, y);
+  NQ_CHECK_DIM(fn, m);
+  if (nq_status s = check_compute(fn, compute); s != NQ_OK) return s;
+  const int64_t yb = m * w->n * 4;
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
+  return nq::guard(fn, [&] {
+    const Ukernel* uk = pick(compute);
+    if (uk == nullptr) {
+      quant4_gemm_ref(x, m, *w, bias, compute, y);
+    } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
+      auto* xs = static_cast<float*>(arena_get(kSlotStats0, size_t(m * w->k) * 4));
+      quant4_gemv_avx512(x, m, *w, bias, y, xs);
+    } else {
+      if (bias) prepare_output(y, m, w->n, 0.0f, bias);
+      const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
+      run_gemm<float>(*uk, m, w->n, w->k, PackA<ViewF32>{ViewF32{x, w->k, 1}, uk->a_fmt, rnd},
+                      PackBQuant4Fwd{*w, uk->b_fmt, rnd}, y, w->n, bias != nullptr);
+    }
+    return NQ_OK;
+  });
+}
+
+NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_quant4_weight* w,
+                                         nq_compute_type compute, float beta, float* dx) {
+  using namespace nq::gemm;
+  const char* fn = "nq_quant4_gemm_backward";
+  if (nq_status s = quant4_weight_check(fn, w); s != NQ_OK) return s;
+  NQ_CHECK_NOT_NULL(fn, dy);
+  NQ_CHECK_NOT_NULL(fn, dx);
+  NQ_CHECK_DIM(fn, m);
+  NQ_CHECK_BETA(fn, beta);
+  if (nq_status s = check_compute(fn, compute); s != NQ_OK) return s;
+  const int64_t xb = m * w->k * 4;
+  NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * w->n * 4);
+  NQ_CHECK_NO_OVERLAP(fn, dx, xb, w->packed, w->n * w->k / 2);
+  return nq::guard(fn, [&] {
+    const Ukernel* uk = pick(compute);
+    if (uk == nullptr) {
+      quant4_gemm_backward_ref(dy, m, *w, compute, beta, dx);
+    } else {
+      const bool acc = beta != 0.0f;
+      if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);
+      const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
+      run_gemm<float>(*uk, m, w->k, w->n, PackA<ViewF32>{ViewF32{dy, w->n, 1}, uk->a_fmt, rnd},
+                      PackBQuant4Bwd{*w, uk->b_fmt, rnd}, dx, w->k, acc);
+    }
+    return NQ_OK;
+  });
+}
+
+}  // extern "C"

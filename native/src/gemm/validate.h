@@ -1,0 +1,31 @@
+// Argument checks shared by the matmul entry points (messages name the argument).
+#pragma once
+
+#include <cstdint>
+
+#include "core/error.h"
+
+namespace nq::gemm {
+
+// Largest dimension accepted: keeps every index product inside int64.
+constexpr int64_t kMaxDim = int64_t(1) << 31;
+
+inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
+  if (a == nullptr || b == nullptr) return false;
+  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return pa < pb + uint64_t(b_bytes) && pb < pa + uint64_t(a_bytes);
+}
+
+}  // namespace nq::gemm
+
+#define NQ_CHECK_DIM(fn, v)                                                                    \
+  NQ_CHECK((v) >= 1 && (v) <= ::nq::gemm::kMaxDim, NQ_ERR_INVALID_ARGUMENT,                    \
+           "%s: argument '%s' must be in 1..2^31, got %lld", fn, #v, static_cast<long long>(v))
+
+#define NQ_CHECK_NO_OVERLAP(fn, out, out_bytes, in, in_bytes)                                     \
+  NQ_CHECK(!::nq::gemm::overlaps(out, out_bytes, in, in_bytes), NQ_ERR_OVERLAP,                  \
+           "%s: output '%s' overlaps input '%s'", fn, #out, #in)
+
+#define NQ_CHECK_BETA(fn, beta)                                                                \
+  NQ_CHECK((beta) == (beta) && (beta) - (beta) == 0.0f, NQ_ERR_INVALID_ARGUMENT,               \
+           "%s: argument 'beta' must be finite", fn)

@@ -1,0 +1,126 @@
+// fp32 / bf16 GEMM: every transpose variant, each ISA path, vs the scalar reference and a
+// float64 computation on fresh random data.
+#include "gemm/gemm_f32.h"
+#include "test_gemm_common.h"
+
+using namespace gemm_test;
+
+namespace {
+
+// fp32 accumulation over K <= 4096 of unit-variance products: relative error ~ 1e-7 *
+// sqrt(K); 1e-5 leaves margin for blocked summation order yet catches any wrong element.
+constexpr double kF32RelTol = 1e-5;
+// bf16 inputs keep 8 bits of mantissa (2^-9 relative rounding per input); the product
+// error is ~4e-3 relative on random data, so 1e-2 bounds it vs the fp32-input double.
+constexpr double kBf16VsFloatRelTol = 1e-2;
+// The same bf16 inputs accumulated in fp32 vs in double: only fp32 summation error.
+constexpr double kBf16VsExactRelTol = 1e-5;
+
+struct Shape {
+  int64_t m, n, k;
+};
+const Shape kShapes[] = {{1, 1, 1},    {1, 37, 300},  {5, 64, 256},  {7, 130, 513},
+                         {33, 77, 1000}, {64, 200, 96}, {2, 65, 4100}};
+
+// op(A) op(B) in double; a, b are the stored matrices.
+template <class FA, class FB>
+std::vector<double> reference(int ta, int tb, const Shape& s, FA a, FB b, const std::vector<double>& c0,
+                              double beta, const float* bias) {
+  std::vector<double> c(size_t(s.m * s.n));
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t j = 0; j < s.n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < s.k; ++p) acc += a(ta ? p * s.m + i : i * s.k + p) * b(tb ? j * s.k + p : p * s.n + j);
+      c[i * s.n + j] = acc + (beta == 0 ? 0.0 : beta * c0[i * s.n + j]) + (bias ? bias[j] : 0.0);
+    }
+  return c;
+}
+
+TEST(Gemm, F32AllVariantsAllIsasMatchDoubleAndReference) {
+  uint64_t seed = 1;
+  for (const Shape& s : kShapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+          const auto a = randn(size_t(s.m * s.k), seed++), b = randn(size_t(s.n * s.k), seed++);
+          const auto bias = randn(size_t(s.n), seed++);
+          const auto c0 = randn(size_t(s.m * s.n), seed++);
+          const float* bp = beta == 0.5f ? bias.data() : nullptr;
+          const auto exact = reference(
+              ta, tb, s, [&](int64_t i) { return double(a[i]); }, [&](int64_t i) { return double(b[i]); },
+              std::vector<double>(c0.begin(), c0.end()), beta, bp);
+          std::vector<float> ref = c0;
+          nq::gemm::gemm_f32_ref(ta, tb, s.m, s.n, s.k, a.data(), b.data(), beta, bp, ref.data());
+          for (nq_isa isa : supported_isas()) {
+            IsaScope scope(isa);
+            std::vector<float> c = beta == 0.0f ? poisoned(c0.size()) : c0;
+            ASSERT_EQ(nq_gemm_f32(ta, tb, s.m, s.n, s.k, a.data(), b.data(), beta, bp, c.data()), NQ_OK)
+                << nq_last_error_message();
+            SCOPED_TRACE(testing::Message() << isa_name(isa) << " ta=" << ta << " tb=" << tb << " m=" << s.m
+                                            << " n=" << s.n << " k=" << s.k << " beta=" << beta);
+            ASSERT_TRUE(all_finite(c));
+            EXPECT_LT(rel_error(c, exact), kF32RelTol);
+            EXPECT_LT(rel_error(c, ref), kF32RelTol);
+          }
+        }
+}
+
+TEST(Gemm, F32LargeKLinearLayerShapes) {
+  // Y = X W^T at K = 16384 (long accumulation) through the fastest path.
+  const Shape s{3, 96, 16384};
+  const auto x = randn(size_t(s.m * s.k), 77), w = randn(size_t(s.n * s.k), 78);
+  const auto exact = reference(
+      0, 1, s, [&](int64_t i) { return double(x[i]); }, [&](int64_t i) { return double(w[i]); }, {}, 0.0,
+      nullptr);
+  auto y = poisoned(size_t(s.m * s.n));
+  ASSERT_EQ(nq_gemm_f32(0, 1, s.m, s.n, s.k, x.data(), w.data(), 0.0f, nullptr, y.data()), NQ_OK);
+  ASSERT_TRUE(all_finite(y));
+  EXPECT_LT(rel_error(y, exact), kF32RelTol);
+}
+
+TEST(Gemm, Bf16AllVariantsAllIsas) {
+  uint64_t seed = 100;
+  for (const Shape& s : kShapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        const auto af = randn(size_t(s.m * s.k), seed++), bf = randn(size_t(s.n * s.k), seed++);
+        const auto a = to_bf16(af), b = to_bf16(bf);
+        const auto bias = randn(size_t(s.n), seed++);
+        const auto exact_bf = reference(
+            ta, tb, s, [&](int64_t i) { return double(nq::gemm::bf16_to_f32(a[i])); },
+            [&](int64_t i) { return double(nq::gemm::bf16_to_f32(b[i])); }, {}, 0.0, bias.data());
+        const auto exact_f = reference(
+            ta, tb, s, [&](int64_t i) { return double(af[i]); }, [&](int64_t i) { return double(bf[i]); }, {},
+            0.0, bias.data());
+        auto ref = poisoned(size_t(s.m * s.n));
+        nq::gemm::gemm_bf16_ref(ta, tb, s.m, s.n, s.k, a.data(), b.data(), 0.0f, bias.data(), ref.data());
+        for (nq_isa isa : supported_isas()) {
+          IsaScope scope(isa);
+          auto c = poisoned(size_t(s.m * s.n));
+          ASSERT_EQ(nq_gemm_bf16(ta, tb, s.m, s.n, s.k, a.data(), b.data(), 0.0f, bias.data(), c.data()), NQ_OK)
+              << nq_last_error_message();
+          SCOPED_TRACE(testing::Message() << isa_name(isa) << " ta=" << ta << " tb=" << tb << " m=" << s.m
+                                          << " n=" << s.n << " k=" << s.k);
+          ASSERT_TRUE(all_finite(c));
+          EXPECT_LT(rel_error(c, exact_bf), kBf16VsExactRelTol);
+          EXPECT_LT(rel_error(c, ref), kBf16VsExactRelTol);
+          EXPECT_LT(rel_error(c, exact_f), kBf16VsFloatRelTol);
+        }
+      }
+}
+
+TEST(Gemm, BadArgumentsReportStatusAndArgument) {
+  std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64);
+  EXPECT_EQ(nq_gemm_f32(0, 1, 4, 4, 4, nullptr, b.data(), 0.0f, nullptr, c.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_TRUE(message_mentions("'a'"));
+  EXPECT_EQ(nq_gemm_f32(0, 1, 0, 4, 4, a.data(), b.data(), 0.0f, nullptr, c.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("'m'"));
+  EXPECT_EQ(nq_gemm_f32(2, 1, 4, 4, 4, a.data(), b.data(), 0.0f, nullptr, c.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("trans_a"));
+  EXPECT_EQ(nq_gemm_f32(0, 1, 4, 4, 4, a.data(), b.data(), NAN, nullptr, c.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("beta"));
+  EXPECT_EQ(nq_gemm_f32(0, 1, 4, 4, 4, a.data(), b.data(), 0.0f, nullptr, a.data() + 8), NQ_ERR_OVERLAP);
+  EXPECT_TRUE(message_mentions("'a'"));
+}
+
+}  // namespace

@@ -1,0 +1,154 @@
+// NF4/FP4 GEMM, GEMV and backward vs the scalar reference and a float64 product with the
+// dequantised weight (nq_quant4_dequantize), for plain and double-quantized absmax.
+#include "gemm/gemm_quant4.h"
+#include "test_gemm_common.h"
+
+using namespace gemm_test;
+
+namespace {
+
+// fp32 compute: only summation-order error against the exact product of the same
+// dequantised values (~1e-7 * sqrt(K)); 1e-5 still flags a single wrong element.
+constexpr double kF32RelTol = 1e-5;
+// bf16 compute rounds X and W to 8 mantissa bits (~2^-9 each) before the fp32 sum.
+constexpr double kBf16RelTol = 1e-2;
+
+// A quantized weight built with the library's own quantizers, plus its dequantised copy.
+struct Q4 {
+  std::vector<uint8_t> packed, absmax_q;
+  std::vector<float> absmax, nested, dyn_code, deq;
+  nq_quant4_weight w{};
+};
+
+Q4 make_weight(int64_t n, int64_t k, int32_t bs, nq_quant4_type type, bool double_quant, uint64_t seed) {
+  Q4 q;
+  const auto wf = randn(size_t(n * k), seed);
+  const int64_t blocks = (n * k + bs - 1) / bs;
+  q.packed.resize(size_t(n * k / 2));
+  q.absmax.resize(size_t(blocks));
+  EXPECT_EQ(nq_quant4_quantize(type, wf.data(), n * k, bs, q.packed.data(), q.absmax.data()), NQ_OK)
+      << nq_last_error_message();
+  q.w.packed = q.packed.data();
+  q.w.n = n;
+  q.w.k = k;
+  q.w.blocksize = bs;
+  q.w.type = type;
+  if (double_quant) {
+    q.dyn_code.resize(256);
+    EXPECT_EQ(nq_dynamic_map_create(1, q.dyn_code.data()), NQ_OK);
+    q.absmax_q.resize(size_t(blocks));
+    q.nested.resize(size_t((blocks + 255) / 256));
+    EXPECT_EQ(nq_absmax_compress(q.absmax.data(), blocks, 256, q.dyn_code.data(), q.absmax_q.data(),
+                                 q.nested.data(), &q.w.nested_offset),
+              NQ_OK)
+        << nq_last_error_message();
+    q.w.absmax_q = q.absmax_q.data();
+    q.w.nested_absmax = q.nested.data();
+    q.w.nested_code = q.dyn_code.data();
+    q.w.nested_blocksize = 256;
+    // The effective absmax is the decompressed one.
+    EXPECT_EQ(nq_absmax_decompress(q.absmax_q.data(), q.nested.data(), q.w.nested_offset, blocks, 256,
+                                   q.dyn_code.data(), q.absmax.data()),
+              NQ_OK);
+  } else {
+    q.w.absmax = q.absmax.data();
+  }
+  q.deq.resize(size_t(n * k));
+  EXPECT_EQ(nq_quant4_dequantize(type, q.packed.data(), q.absmax.data(), n * k, bs, q.deq.data()), NQ_OK);
+  return q;
+}
+
+double maybe_bf16(double v, nq_compute_type c) {
+  return c == NQ_COMPUTE_BF16 ? double(nq::gemm::round_bf16(float(v))) : v;
+}
+
+struct Case {
+  int64_t m, n, k;
+  int32_t bs;
+};
+// M=1..4 with k % 32 == 0 takes the GEMV path; k % 32 != 0 or M > 4 the packed GEMM;
+// k is often not a multiple of the block (blocks then straddle rows).
+const Case kCases[] = {{1, 64, 96, 64},   {1, 33, 100, 64},  {2, 130, 4096, 4096}, {4, 70, 160, 32},
+                       {5, 129, 320, 128}, {17, 96, 1000, 32}, {9, 65, 16384, 256},  {40, 200, 544, 2048}};
+
+TEST(GemmQuant4, ForwardAndBackwardAllIsasTypesAndAbsmaxModes) {
+  uint64_t seed = 11;
+  for (const Case& cs : kCases)
+    for (nq_quant4_type type : {NQ_QUANT4_NF4, NQ_QUANT4_FP4})
+      for (bool dq : {false, true}) {
+        const Q4 q = make_weight(cs.n, cs.k, cs.bs, type, dq, seed++);
+        const auto x = randn(size_t(cs.m * cs.k), seed++), dy = randn(size_t(cs.m * cs.n), seed++);
+        const auto bias = randn(size_t(cs.n), seed++), dx0 = randn(size_t(cs.m * cs.k), seed++);
+        for (nq_compute_type ct : {NQ_COMPUTE_F32, NQ_COMPUTE_BF16}) {
+          std::vector<double> y_exact(size_t(cs.m * cs.n)), dx_exact(size_t(cs.m * cs.k));
+          for (int64_t i = 0; i < cs.m; ++i) {
+            for (int64_t n = 0; n < cs.n; ++n) {
+              double a = bias[n];
+              for (int64_t k = 0; k < cs.k; ++k)
+                a += maybe_bf16(x[i * cs.k + k], ct) * maybe_bf16(q.deq[n * cs.k + k], ct);
+              y_exact[i * cs.n + n] = a;
+            }
+            for (int64_t k = 0; k < cs.k; ++k) {
+              double a = 0.5 * dx0[i * cs.k + k];
+              for (int64_t n = 0; n < cs.n; ++n)
+                a += maybe_bf16(dy[i * cs.n + n], ct) * maybe_bf16(q.deq[n * cs.k + k], ct);
+              dx_exact[i * cs.k + k] = a;
+            }
+          }
+          auto y_ref = poisoned(y_exact.size());
+          nq::gemm::quant4_gemm_ref(x.data(), cs.m, q.w, bias.data(), ct, y_ref.data());
+          auto dx_ref = dx0;
+          nq::gemm::quant4_gemm_backward_ref(dy.data(), cs.m, q.w, ct, 0.5f, dx_ref.data());
+          // The GEMV path accumulates in fp32 even for bf16 compute: compare loosely.
+          const double tol = ct == NQ_COMPUTE_BF16 ? kBf16RelTol : kF32RelTol;
+          for (nq_isa isa : supported_isas()) {
+            IsaScope scope(isa);
+            SCOPED_TRACE(testing::Message() << isa_name(isa) << " m=" << cs.m << " n=" << cs.n << " k=" << cs.k
+                                            << " bs=" << cs.bs << " type=" << type << " dq=" << dq
+                                            << " compute=" << ct);
+            auto y = poisoned(y_exact.size());
+            ASSERT_EQ(nq_quant4_gemm(x.data(), cs.m, &q.w, bias.data(), ct, y.data()), NQ_OK)
+                << nq_last_error_message();
+            ASSERT_TRUE(all_finite(y));
+            EXPECT_LT(rel_error(y, y_exact), tol);
+            EXPECT_LT(rel_error(y, y_ref), tol);
+            auto dx = dx0;
+            ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), cs.m, &q.w, ct, 0.5f, dx.data()), NQ_OK)
+                << nq_last_error_message();
+            EXPECT_LT(rel_error(dx, dx_exact), tol);
+            EXPECT_LT(rel_error(dx, dx_ref), tol);
+            auto dx_over = poisoned(dx0.size());  // beta = 0 must not read the old dX
+            ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), cs.m, &q.w, ct, 0.0f, dx_over.data()), NQ_OK);
+            ASSERT_TRUE(all_finite(dx_over));
+          }
+        }
+      }
+}
+
+TEST(GemmQuant4, BadArgumentsReportStatusAndField) {
+  Q4 q = make_weight(8, 64, 64, NQ_QUANT4_NF4, false, 5);
+  std::vector<float> x(8 * 64, 1.0f), y(8 * 8);
+  nq_quant4_weight w = q.w;
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, nullptr, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_TRUE(message_mentions("'w'"));
+  w.blocksize = 48;
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("blocksize"));
+  w = q.w;
+  w.absmax_q = q.packed.data();  // both absmax modes set
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("absmax"));
+  w = q.w;
+  w.type = 7;
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("type"));
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 0, &q.w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("'m'"));
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &q.w, nullptr, nq_compute_type(3), y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("compute"));
+  EXPECT_EQ(nq_quant4_gemm_backward(y.data(), 2, &q.w, NQ_COMPUTE_F32, 0.0f, nullptr), NQ_ERR_NULL_POINTER);
+  EXPECT_TRUE(message_mentions("dx"));
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &q.w, nullptr, NQ_COMPUTE_F32, x.data() + 4), NQ_ERR_OVERLAP);
+}
+
+}  // namespace

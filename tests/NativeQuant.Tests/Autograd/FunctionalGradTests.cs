@@ -1,0 +1,117 @@
+using NativeQuant.Autograd;
+using NativeQuant.Interop;
+using NativeQuant.NN;
+using NativeQuant.Tensors;
+using NUnit.Framework;
+using static NativeQuant.Tests.Autograd.GradCheck;
+
+namespace NativeQuant.Tests.Autograd;
+
+public class FunctionalGradTests
+{
+    private readonly List<Tensor> _leaves = new();
+    private Random _rng = null!;
+
+    [SetUp] public void SetUp() => _rng = new Random(1234);
+
+    [TearDown]
+    public void TearDown()
+    {
+        foreach (var t in _leaves) t.Dispose();
+        _leaves.Clear();
+    }
+
+    private Tensor L(params int[] shape)
+    {
+        var t = Leaf(_rng, shape);
+        _leaves.Add(t);
+        return t;
+    }
+
+    private Tensor Ids(int v, params int[] shape)
+    {
+        var t = TensorScope.Unscoped(() => Tensor.Empty(shape, DType.Int32));
+        var s = t.AsSpan<int>();
+        for (int i = 0; i < s.Length; i++) s[i] = _rng.Next(v);
+        _leaves.Add(t);
+        return t;
+    }
+
+    [Test] public void Add_WithBroadcastBias() => Check(x => Functional.Add(x[0], x[1]), L(2, 3, 4), L(4));
+    [Test] public void Mul() => Check(x => Functional.Mul(x[0], x[1]), L(3, 5), L(3, 5));
+    [Test] public void Scale() => Check(x => Functional.Scale(x[0], -0.7f), L(6));
+    [Test] public void Silu() => Check(x => Functional.Silu(x[0]), L(2, 7));
+    [Test] public void Gelu() => Check(x => Functional.Gelu(x[0]), L(2, 7));
+    [Test] public void SwiGlu() => Check(x => Functional.SwiGlu(x[0], x[1]), L(2, 6), L(2, 6));
+    [Test] public void Dropout_SameSeedSameMask() => Check(x => Functional.Dropout(x[0], 0.3f, true, 42), L(4, 8));
+    [Test] public void Reshape() => Check(x => Functional.Mul(Functional.Reshape(x[0], 4, 3), x[1]), L(2, 6), L(4, 3));
+    [Test] public void Sum() => Check(x => Functional.Sum(x[0]), L(3, 4));
+    [Test] public void Linear() => Check(x => Functional.Linear(x[0], x[1], x[2]), L(2, 3, 5), L(4, 5), L(4));
+    [Test] public void MatMul_Conv1DLayout() => Check(x => Functional.MatMul(x[0], x[1], x[2]), L(3, 5), L(5, 4), L(4));
+    [Test] public void RmsNorm() => Check(x => Functional.RmsNorm(x[0], x[1], 1e-5f), L(3, 8), L(8));
+    [Test] public void LayerNorm() => Check(x => Functional.LayerNorm(x[0], x[1], x[2], 1e-5f), L(3, 8), L(8), L(8));
+    [Test] public void Softmax() => Check(x => Functional.Softmax(x[0]), L(3, 6));
+    [Test] public void NarrowLast() => Check(x => Functional.NarrowLast(x[0], 2, 3), L(2, 7));
+    [Test]
+    public void Embedding()
+    {
+        var ids = Ids(10, 2, 5);
+        Check(x => Functional.Embedding(ids, x[0]), L(10, 4));
+    }
+
+    [TestCase(RopeStyle.Interleaved)]
+    [TestCase(RopeStyle.RotateHalf)]
+    public void Rope(RopeStyle style) => Check(x => Functional.Rope(x[0], 3, style), L(2, 3, 2, 8));
+
+    [Test]
+    public void Attention_GroupedQueryHeads() =>
+        Check(x => Functional.Attention(x[0], x[1], x[2], 0), L(2, 4, 4, 3), L(2, 4, 2, 3), L(2, 4, 2, 3));
+
+    [Test]
+    public void Attention_QueriesAfterCachedPositions() =>
+        Check(x => Functional.Attention(x[0], x[1], x[2], 2), L(1, 3, 2, 4), L(1, 5, 1, 4), L(1, 5, 1, 4));
+
+    [Test]
+    public void CrossEntropy_WithIgnoredTargets()
+    {
+        var targets = TensorScope.Unscoped(() => Tensor.FromArray(new[] { 3, -100, 0, 5 }, 4));
+        _leaves.Add(targets);
+        Check(x => Functional.CrossEntropy(x[0], targets), L(4, 6));
+    }
+
+    [Test]
+    public void FrozenWeight_GetsNoGradButPassesGradient()
+    {
+        var x = L(2, 5);
+        var w = L(3, 5);
+        w.RequiresGrad = false;
+        using var scope = new TensorScope();
+        Functional.Sum(Functional.Linear(x, w)).Backward();
+        Assert.That(w.Grad, Is.Null);
+        Assert.That(x.Grad, Is.Not.Null);
+    }
+
+    [Test]
+    public unsafe void QuantizedLinear_InputGradient_Nf4()
+    {
+        using var w = TensorScope.Unscoped(() => Tensor.RandN([8, 64], new Random(3), 0.1f));
+        using var layer = new Linear4bit(w, null, NqQuant4Type.Nf4, 64, doubleQuant: true);
+        Check(x => layer.Forward(x[0]), L(3, 64));
+    }
+
+    [Test]
+    public void Checkpoint_MatchesPlainBackward()
+    {
+        var x = L(2, 3, 4);
+        var w = L(4, 4);
+        Tensor Segment(Tensor h) => Functional.Gelu(Functional.Dropout(Functional.Linear(h, w), 0.2f, true, Checkpoint.NextSeed(new Random(5))));
+        using (var s = new TensorScope()) Functional.Sum(Segment(x)).Backward();
+        var gx = x.Grad!.ToArray();
+        var gw = w.Grad!.ToArray();
+        x.Grad.Dispose(); x.Grad = null;
+        w.Grad.Dispose(); w.Grad = null;
+        using (var s = new TensorScope()) Functional.Sum(Checkpoint.Apply(Segment, x, [w])).Backward();
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(gx).Within(1e-6f));
+        Assert.That(w.Grad!.ToArray(), Is.EqualTo(gw).Within(1e-6f));
+    }
+}
