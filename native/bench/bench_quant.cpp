@@ -3,9 +3,9 @@
 // the memory-bandwidth floor reached (1.0 = at the floor).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <functional>
 #include <random>
-#include <vector>
 
 #include "nativequant.h"
 
@@ -14,16 +14,33 @@ namespace {
 constexpr int64_t kN = int64_t(64) << 20;
 constexpr double kFloorBytesPerSec = 40e9;
 
+// n elements in 64-byte aligned memory from nq_buffer_alloc, as the managed tensors use (the
+// kernels stream large aligned outputs).
+template <class T>
+struct Buffer {
+  T* p = nullptr;
+  explicit Buffer(int64_t n) {
+    void* v = nullptr;
+    nq_buffer_alloc(uint64_t(n) * sizeof(T), &v);
+    p = static_cast<T*>(v);
+    std::fill(p, p + n, T());
+  }
+  ~Buffer() { nq_buffer_free(p); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  T* data() { return p; }
+};
+
 struct Data {
-  std::vector<float> x, y, code;
-  std::vector<uint8_t> q;
-  std::vector<int8_t> q8;
-  std::vector<float> absmax;
-  std::vector<uint16_t> h;
+  Buffer<float> x, y, code;
+  Buffer<uint8_t> q;
+  Buffer<int8_t> q8;
+  Buffer<float> absmax;
+  Buffer<uint16_t> h;
   Data() : x(kN), y(kN), code(256), q(kN), q8(kN), absmax(kN / 32), h(kN) {
     std::mt19937 rng(1);
     std::normal_distribution<float> d(0.0f, 1.0f);
-    for (auto& v : x) v = d(rng);
+    for (int64_t i = 0; i < kN; ++i) x.p[i] = d(rng);
     nq_dynamic_map_create(1, code.data());
   }
 };

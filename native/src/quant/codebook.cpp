@@ -109,10 +109,9 @@ void code8_init(const float* code, Code8* t) {
   for (int i = 0; i < 256; ++i) t->code[i] = code[i];
   for (int i = 0; i < 255; ++i) t->mid[i] = (code[i] + code[i + 1]) * 0.5f;  // as bnb's dQuantize
   t->mid[255] = kInf;
-  for (int g = 0; g < 32; ++g) {
-    t->coarse[g] = g < 31 ? t->mid[8 * g + 7] : kInf;
+  for (int g = 0; g < 48; ++g) t->coarse[g] = g < 31 ? t->mid[8 * g + 7] : kInf;
+  for (int g = 0; g < 32; ++g)
     for (int j = 0; j < 7; ++j) t->fine[j][g] = t->mid[8 * g + j];
-  }
   for (int k = 0; k < 8; ++k) t->coarse8[k] = k < 7 ? t->mid[32 * k + 31] : kInf;
 }
 

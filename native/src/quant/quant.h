@@ -18,7 +18,7 @@ namespace nq::quant {
 struct Code8 {
   alignas(64) float code[256];
   alignas(64) float mid[256];     // mid[i] = (code[i] + code[i+1]) * 0.5f (i < 255); mid[255] = +inf
-  alignas(64) float coarse[32];   // coarse[g] = mid[8g + 7] (g < 31); coarse[31] = +inf
+  alignas(64) float coarse[48];   // coarse[g] = mid[8g + 7] (g < 31); +inf from 31 (AVX-512 reads shifted windows)
   alignas(64) float fine[7][32];  // fine[j][g] = mid[8g + j]: the 7 midpoints inside group g
   alignas(64) float coarse8[8];   // coarse8[k] = mid[32k + 31] (k < 7); coarse8[7] = +inf (AVX2)
 };

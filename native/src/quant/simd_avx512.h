@@ -20,6 +20,23 @@ inline __mmask16 lanes16(int64_t left) {
   return left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
+// Outputs at least this large are written with streaming stores when 64-byte aligned: they
+// cannot stay cached for their consumer anyway, and streaming skips the write-allocate read
+// (for an fp32 output that is half of the memory traffic).
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+
+inline bool streams(const void* out, int64_t bytes) {
+  return bytes >= kStreamMinBytes && (reinterpret_cast<uintptr_t>(out) & 63) == 0;
+}
+
+// 64 bytes at p (64-byte aligned when streaming).
+inline void store64(void* p, __m512i v, bool stream) {
+  if (stream)
+    _mm512_stream_si512(static_cast<__m512i*>(p), v);
+  else
+    _mm512_storeu_si512(p, v);
+}
+
 inline __m512i abs_bits16(__m512 v) {
   return _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
 }
@@ -38,34 +55,47 @@ inline __m256i bf16_rne16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 
-// Nearest 8-bit code from the Code8 midpoint tables (#{i : mid[i] < v}) without gathers: a
-// 5-step binary search over the 31 group bounds mid[8g + 7] with vpermt2ps, then the 7
-// midpoints inside group g. Shared by blockwise 8-bit quantization and the 8-bit optimizers.
+// Nearest 8-bit code from the Code8 midpoint tables (#{i : mid[i] < v}) without gathers, in
+// register-resident binary searches (every count over sorted thresholds is a thermometer code):
+// 5 steps over the 31 group bounds mid[8g + 7], then 3 steps over the 7 midpoints inside group g.
+// Steps 1-2 compare against broadcasts (1 or 2 candidates); later steps look the threshold up by
+// g in tables pre-shifted by s - 1, so no index arithmetic sits between compares. Shared by
+// blockwise 8-bit quantization and the 8-bit optimizers.
 struct Search8 {
-  __m512 clo, chi, flo[7], fhi[7];
+  __m512 b7, b15, b23;  // group bounds mid[8g + 7] for g = 7, 15, 23
+  __m512 t4[2], t2[2], t1[2];  // t<s>[g] = coarse[g + s - 1] (32 entries as two halves)
+  __m512 f[7][2];              // f[j][g] = mid[8g + j]
 
-  explicit Search8(const Code8& t) {
-    clo = _mm512_load_ps(t.coarse);
-    chi = _mm512_load_ps(t.coarse + 16);
-    for (int j = 0; j < 7; ++j) {
-      flo[j] = _mm512_load_ps(t.fine[j]);
-      fhi[j] = _mm512_load_ps(t.fine[j] + 16);
+  explicit Search8(const Code8& t)
+      : b7(_mm512_set1_ps(t.coarse[7])), b15(_mm512_set1_ps(t.coarse[15])), b23(_mm512_set1_ps(t.coarse[23])) {
+    for (int h = 0; h < 2; ++h) {
+      t4[h] = _mm512_loadu_ps(t.coarse + 16 * h + 3);
+      t2[h] = _mm512_loadu_ps(t.coarse + 16 * h + 1);
+      t1[h] = _mm512_load_ps(t.coarse + 16 * h);
+      for (int j = 0; j < 7; ++j) f[j][h] = _mm512_load_ps(t.fine[j] + 16 * h);
     }
   }
 
+  static __m512 at(const __m512 (&tab)[2], __m512i g) { return _mm512_permutex2var_ps(tab[0], g, tab[1]); }
+
   // v: 16 normalised values -> code indices (0..255) as dwords
   __m512i index(__m512 v) const {
-    __m512i g = _mm512_setzero_si512();
-    for (int s = 16; s >= 1; s >>= 1) {
-      const __m512 p = _mm512_permutex2var_ps(clo, _mm512_add_epi32(g, _mm512_set1_epi32(s - 1)), chi);
-      g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(v, p, _CMP_GT_OQ), g, _mm512_set1_epi32(s));
-    }
+    const __mmask16 k16 = _mm512_cmp_ps_mask(v, b15, _CMP_GT_OQ);
+    __m512i g = _mm512_maskz_mov_epi32(k16, _mm512_set1_epi32(16));
+    const __mmask16 k8 = _mm512_cmp_ps_mask(v, _mm512_mask_blend_ps(k16, b7, b23), _CMP_GT_OQ);
+    g = _mm512_mask_add_epi32(g, k8, g, _mm512_set1_epi32(8));
+    g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(v, at(t4, g), _CMP_GT_OQ), g, _mm512_set1_epi32(4));
+    g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(v, at(t2, g), _CMP_GT_OQ), g, _mm512_set1_epi32(2));
+    g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(v, at(t1, g), _CMP_GT_OQ), g, _mm512_set1_epi32(1));
+    // inside group g: midpoint 3, then 1 or 5, then 0, 2, 4 or 6
     __m512i idx = _mm512_slli_epi32(g, 3);
-    for (int j = 0; j < 7; ++j) {
-      const __m512 p = _mm512_permutex2var_ps(flo[j], g, fhi[j]);
-      idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(v, p, _CMP_GT_OQ), idx, _mm512_set1_epi32(1));
-    }
-    return idx;
+    const __mmask16 k4 = _mm512_cmp_ps_mask(v, at(f[3], g), _CMP_GT_OQ);
+    idx = _mm512_mask_add_epi32(idx, k4, idx, _mm512_set1_epi32(4));
+    const __mmask16 k2 = _mm512_cmp_ps_mask(v, _mm512_mask_blend_ps(k4, at(f[1], g), at(f[5], g)), _CMP_GT_OQ);
+    idx = _mm512_mask_add_epi32(idx, k2, idx, _mm512_set1_epi32(2));
+    const __m512 p1 = _mm512_mask_blend_ps(k4, _mm512_mask_blend_ps(k2, at(f[0], g), at(f[2], g)),
+                                           _mm512_mask_blend_ps(k2, at(f[4], g), at(f[6], g)));
+    return _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(v, p1, _CMP_GT_OQ), idx, _mm512_set1_epi32(1));
   }
 };
 
