@@ -20,6 +20,7 @@ public static class NqCli
             GenerateCommand.Create(),
             EvalCommand.Create(),
             VersionCommand.Create(),
+            FinetuneCommand.Create(),
             DemoCommand.Create(),
             BenchGemmCommand.Create(),
         ];
