@@ -35,6 +35,7 @@ public static unsafe class NativeLibraryResolver
             return 0;  // not ours: default probing
         var path = Locate(Environment.GetEnvironmentVariable(OverrideVariable),
                           Path.GetDirectoryName(assembly.Location), AppContext.BaseDirectory);
+        OpenMpPolicy.ApplyDefault();
         var handle = NativeLibrary.Load(path);
         try
         {
