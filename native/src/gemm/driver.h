@@ -49,13 +49,22 @@ struct PackGeom {
   int64_t panel_elems;   // elements per micro-panel = rows * kcp
 };
 
+// No-op epilogue for run_gemm.
+struct NoEpilogue {
+  template <class Acc>
+  void operator()(Acc*, int64_t, int64_t, int64_t, int, int) const {}
+};
+
 // pack_a(void* panel, const PackGeom&, int64_t i0, int mrows, int64_t k0, int64_t kc)
 // pack_b(void* block, const PackGeom&, int64_t k0, int64_t kc, int64_t n0, int64_t nc)
 //   block = ceil(nc/nr) micro-panels of panel_elems each; only the valid region needs
 //   writing: the driver zero-fills blocks and panels that have padding.
-template <class Acc, class PackA, class PackB>
+// epilogue(Acc* tile, int64_t ldc, int64_t i0, int64_t j0, int rows, int cols) runs once per
+// C tile right after its last K block, while the tile is still in cache.
+template <class Acc, class PackA, class PackB, class Epilogue = NoEpilogue>
 void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& pack_a,
-              const PackB& pack_b, Acc* C, int64_t ldc, bool accumulate) {
+              const PackB& pack_b, Acc* C, int64_t ldc, bool accumulate,
+              const Epilogue& epilogue = Epilogue()) {
   const int mr = uk.mr, nr = uk.nr, kg = uk.kgroup;
   const int64_t KC = kc_for(uk);
   const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
@@ -84,6 +93,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
       const int64_t kc = std::min(KC, K - pc);
       const int64_t kcp = round_up(kc, kg);
       const bool acc = accumulate || pc > 0;
+      const bool last = pc + kc >= K;
       const PackGeom ga{mr, kg, kcp, mr * kcp};
       for (int64_t ir = m0, p = 0; ir < m1; ir += mr, ++p) {
         uint8_t* ap = abuf + p * ga.panel_elems * esa;
@@ -113,6 +123,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
                 for (int c = 0; c < cols; ++c)
                   cp[r * ldc + c] = acc ? Acc(cp[r * ldc + c] + ctile[r * nr + c]) : ctile[r * nr + c];
             }
+            if (last) epilogue(cp, ldc, ir, j, rows, cols);
           }
         }
       }

@@ -2,6 +2,7 @@
 #include "gemm/gemm_f32.h"
 
 #include "core/error.h"
+#include "cpu/cpu.h"
 #include "gemm/driver.h"
 #include "gemm/pack.h"
 #include "gemm/validate.h"
@@ -60,6 +61,8 @@ nq_status gemm_entry(const char* fn, int32_t ta, int32_t tb, int64_t m, int64_t 
       const Ukernel* uk = ukernel_f32();
       if (uk == nullptr) {
         gemm_f32_ref(ta, tb, m, n, k, a, b, beta, bias, c);
+      } else if (m <= kGemvMaxM && ta == 0 && tb == 1 && nq::cpu::use(NQ_ISA_AVX512)) {
+        gemv_f32_nt_avx512(m, n, k, a, b, beta, bias, c);  // decode-shaped: stream W once
       } else {
         gemm_fast(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, beta, bias, c);
       }

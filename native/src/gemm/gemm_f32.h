@@ -12,4 +12,9 @@ void gemm_f32_ref(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_
 void gemm_bf16_ref(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a,
                    const uint16_t* b, float beta, const float* bias, float* c);
 
+// Y (m,n) = beta*Y + X (m,k) W^T + bias for m <= kGemvMaxM on AVX-512 (no packing).
+constexpr int64_t kGemvMaxM = 4;
+void gemv_f32_nt_avx512(int64_t m, int64_t n, int64_t k, const float* x, const float* w, float beta,
+                        const float* bias, float* c);
+
 }  // namespace nq::gemm

@@ -87,26 +87,39 @@ struct PackBInt8 {
   int64_t k;
   Fmt fmt;
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    if (fmt == Fmt::U8) return pack_u8(static_cast<uint8_t*>(out), g, k0, kc, n0, nc);
     const int esz = fmt_bytes(fmt);
     for (int64_t j = 0; j < nc; ++j) {
       const int8_t* src = w + (n0 + j) * k + k0;
       uint8_t* panel = static_cast<uint8_t*>(out) + (j / g.rows) * g.panel_elems * esz;
       const int r = int(j % g.rows);
-      if (fmt == Fmt::U8) {
-        uint8_t* o = panel + r * 4;
-        const int64_t k4 = kc / 4 * 4;
-        for (int64_t kk = 0; kk < k4; kk += 4) {
-          uint32_t quad;
-          std::memcpy(&quad, src + kk, 4);
-          quad ^= 0x80808080u;  // + 128 per byte
-          std::memcpy(o + (kk >> 2) * g.rows * 4, &quad, 4);
-        }
-        for (int64_t kk = k4; kk < kc; ++kk) o[(kk >> 2) * g.rows * 4 + (kk & 3)] = uint8_t(src[kk] ^ 0x80);
-      } else {
+      {
         int16_t* o = reinterpret_cast<int16_t*>(panel) + r * 2;
         for (int64_t kk = 0; kk < kc; ++kk) o[(kk >> 1) * g.rows * 2 + (kk & 1)] = src[kk];
       }
     }
+  }
+
+  // Quads of 8 W rows x 8 k-groups move as one 8x8 transpose of 32-bit lanes (bit moves
+  // only); leftovers go one byte at a time; then one pass adds 128 to every byte (padding
+  // becomes 128 = a zero weight, still multiplied by zero-padded A).
+  void pack_u8(uint8_t* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    const int R = g.rows;
+    const int64_t g8 = k % 4 == 0 ? kc / 32 * 8 : 0;  // k-groups covered by transposes
+    for (int64_t j = 0; j < nc; ++j) {
+      uint8_t* panel = out + (j / R) * g.panel_elems;
+      const int r = int(j % R);
+      const int8_t* src = w + (n0 + j) * k + k0;
+      if (j % 8 == 0 && j + 8 <= nc && g8 > 0) {
+        for (int64_t q = 0; q < g8; q += 8)
+          transpose8x8(reinterpret_cast<const float*>(src) + q, k / 4,
+                       reinterpret_cast<float*>(panel) + q * R + r, R);
+      }
+      const int64_t from = (j / 8 * 8 + 8 <= nc) ? g8 * 4 : 0;  // rows in a transposed octet skip those
+      for (int64_t kk = from; kk < kc; ++kk) panel[((kk >> 2) * R + r) * 4 + (kk & 3)] = uint8_t(src[kk]);
+    }
+    const int64_t bytes = (nc + R - 1) / R * g.panel_elems;
+    for (int64_t i = 0; i < bytes; ++i) out[i] ^= 0x80u;
   }
 };
 
@@ -132,8 +145,6 @@ struct ViewWBwd {
   int64_t k;
   float at(int64_t r, int64_t c) const { return deq_w(w, scb, c, k, r); }
 };
-
-const Ukernel* pick16(nq_compute_type c) { return c == NQ_COMPUTE_BF16 ? ukernel_bf16() : ukernel_f32(); }
 
 // Up to this many outlier columns are added in the epilogue from a gathered, dequantised copy
 // of W's columns (no second pass over Y); more go through a GEMM of their own.
@@ -181,26 +192,31 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
         }
     }
   }
-  auto* acc = reinterpret_cast<int32_t*>(y);  // int32 accumulators live in y until the epilogue
-  run_gemm<int32_t>(uk, m, n, k, PackAInt8{qx, k, uk.a_fmt}, PackBInt8{w, k, uk.b_fmt}, acc, n, false);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < m; ++i) {
-    float* yr = y + i * n;
-    const float si = sx[i] * kInvQ2;
-    for (int64_t j = 0; j < n; ++j) {
-      int32_t a;
-      std::memcpy(&a, yr + j, 4);
-      yr[j] = float(a - corr[i]) * (si * scb[j]) + (bias ? bias[j] : 0.0f);
-    }
-    if (epilogue_outliers)
-      for (int64_t c = 0; c < nout; ++c) {
-        const float xv = xo[i * nout + c];
-        const float* wr = wo + c * n;
-        for (int64_t j = 0; j < n; ++j) yr[j] += xv * wr[j];
+  // The int32 accumulators live in y; each finished tile is turned into floats in place:
+  // dequantise, add bias, add the (few) outlier columns' 16-bit products.
+  const auto epilogue = [&](int32_t* tile, int64_t ld, int64_t i0, int64_t j0, int rows, int cols) {
+    for (int r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      float* yr = y + i * n + j0;
+      const int32_t* ar = tile + r * ld;
+      const float si = sx[i] * kInvQ2;
+      for (int c = 0; c < cols; ++c) {
+        int32_t a;
+        std::memcpy(&a, ar + c, 4);
+        yr[c] = float(a - corr[i]) * (si * scb[j0 + c]) + (bias ? bias[j0 + c] : 0.0f);
       }
-  }
+      if (epilogue_outliers)
+        for (int64_t o = 0; o < nout; ++o) {
+          const float xv = xo[i * nout + o];
+          const float* wr = wo + o * n + j0;
+          for (int c = 0; c < cols; ++c) yr[c] += xv * wr[c];
+        }
+    }
+  };
+  run_gemm<int32_t>(uk, m, n, k, PackAInt8{qx, k, uk.a_fmt}, PackBInt8{w, k, uk.b_fmt},
+                    reinterpret_cast<int32_t*>(y), n, false, epilogue);
   if (!epilogue_outliers) {
-    const Ukernel& u16 = *pick16(oc);
+    const Ukernel& u16 = *ukernel_for(oc);
     const bool emu = rnd && bf16_emulated(&u16);
     run_gemm<float>(u16, m, n, nout, PackA<ViewXCols<T>>{ViewXCols<T>{x, k, list}, u16.a_fmt, emu},
                     PackB<ViewWCols>{ViewWCols{w, scb, k, list}, u16.b_fmt, emu}, y, n, true);
@@ -234,7 +250,7 @@ void int8_matmul_ref_impl(const T* x, int64_t m, int64_t k, const int8_t* w, con
 
 template <class T>
 nq_status int8_matmul_entry(const char* fn, const T* x, int64_t m, int64_t k, const int8_t* w, const float* scb,
-                            int64_t n, float threshold, const float* bias, nq_compute_type oc, float* y,
+                            int64_t n, float threshold, const float* bias, nq_compute_type outlier_compute, float* y,
                             int32_t* outlier_cols, int64_t capacity, int64_t* out_count) {
   NQ_CHECK_NOT_NULL(fn, x);
   NQ_CHECK_NOT_NULL(fn, w);
@@ -248,8 +264,7 @@ nq_status int8_matmul_entry(const char* fn, const T* x, int64_t m, int64_t k, co
            static_cast<long long>(kInt8MaxK), static_cast<long long>(k));
   NQ_CHECK(threshold >= 0.0f && threshold - threshold == 0.0f, NQ_ERR_INVALID_ARGUMENT,
            "%s: argument 'threshold' must be finite and >= 0 (0 disables outliers), got %g", fn, double(threshold));
-  NQ_CHECK(oc == NQ_COMPUTE_F32 || oc == NQ_COMPUTE_BF16, NQ_ERR_INVALID_ARGUMENT,
-           "%s: argument 'outlier_compute' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", fn, int(oc));
+  NQ_CHECK_COMPUTE(fn, outlier_compute);
   NQ_CHECK(capacity >= 0, NQ_ERR_INVALID_ARGUMENT, "%s: argument 'outlier_capacity' must be >= 0", fn);
   NQ_CHECK(capacity == 0 || outlier_cols != nullptr, NQ_ERR_NULL_POINTER,
            "%s: argument 'outlier_cols' must not be NULL when outlier_capacity > 0", fn);
@@ -263,8 +278,8 @@ nq_status int8_matmul_entry(const char* fn, const T* x, int64_t m, int64_t k, co
     auto* cols = static_cast<int32_t*>(arena_get(kSlotStats2, size_t(k) * 4));
     int64_t count = 0;
     const Ukernel* uk = ukernel_int8();
-    if (uk == nullptr) int8_matmul_ref_impl(x, m, k, w, scb, n, threshold, bias, oc, y, cols, &count);
-    else int8_matmul_fast(*uk, x, m, k, w, scb, n, threshold, bias, oc, y, cols, &count);
+    if (uk == nullptr) int8_matmul_ref_impl(x, m, k, w, scb, n, threshold, bias, outlier_compute, y, cols, &count);
+    else int8_matmul_fast(*uk, x, m, k, w, scb, n, threshold, bias, outlier_compute, y, cols, &count);
     *out_count = count;
     NQ_CHECK(count <= capacity, NQ_ERR_INVALID_ARGUMENT,
              "%s: argument 'outlier_capacity' (%lld) is smaller than the %lld outlier columns found", fn,
@@ -325,14 +340,13 @@ NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, 
   NQ_CHECK_DIM(fn, n);
   NQ_CHECK_DIM(fn, k);
   NQ_CHECK_BETA(fn, beta);
-  NQ_CHECK(compute == NQ_COMPUTE_F32 || compute == NQ_COMPUTE_BF16, NQ_ERR_INVALID_ARGUMENT,
-           "%s: argument 'compute' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", fn, int(compute));
+  NQ_CHECK_COMPUTE(fn, compute);
   const int64_t xb = m * k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w, n * k);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, scb, n * 4);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = pick16(compute);
+    const Ukernel* uk = ukernel_for(compute);
     if (uk == nullptr) {
       int8_matmul_backward_ref(dy, m, n, w, scb, k, compute, beta, dx);
     } else {

@@ -51,7 +51,20 @@ struct PackBQuant4Fwd {
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
     alignas(64) float row[kBPanelBytes / 2];  // kc <= KC for 2-byte formats
     const int esz = fmt_bytes(fmt);
-    for (int64_t j = 0; j < nc; ++j) {
+    int64_t j = 0;
+    if (fmt == Fmt::F32 && !round) {
+      // Octets of W rows: decode 8 runs, then 8x8 transposes write the panel rows whole.
+      alignas(64) float oct[8][kBPanelBytes / 4];
+      const int64_t k8 = kc / 8 * 8;
+      for (; j + 8 <= nc; j += 8) {
+        for (int i = 0; i < 8; ++i) quant4_decode(w, (n0 + j + i) * w.k + k0, kc, oct[i]);
+        float* panel = static_cast<float*>(out) + (j / g.rows) * g.panel_elems + j % g.rows;
+        for (int64_t k = 0; k < k8; k += 8) transpose8x8(&oct[0][k], kBPanelBytes / 4, panel + k * g.rows, g.rows);
+        for (int64_t k = k8; k < kc; ++k)
+          for (int i = 0; i < 8; ++i) panel[k * g.rows + i] = oct[i][k];
+      }
+    }
+    for (; j < nc; ++j) {
       quant4_decode(w, (n0 + j) * w.k + k0, kc, row);
       void* panel = static_cast<uint8_t*>(out) + (j / g.rows) * g.panel_elems * esz;
       put_row(panel, g, fmt, round, int(j % g.rows), row, kc);
@@ -84,16 +97,6 @@ struct PackBQuant4Bwd {
     }
   }
 };
-
-const Ukernel* pick(nq_compute_type compute) {
-  return compute == NQ_COMPUTE_BF16 ? ukernel_bf16() : ukernel_f32();
-}
-
-nq_status check_compute(const char* fn, nq_compute_type c) {
-  NQ_CHECK(c == NQ_COMPUTE_F32 || c == NQ_COMPUTE_BF16, NQ_ERR_INVALID_ARGUMENT,
-           "%s: argument 'compute' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", fn, int(c));
-  return NQ_OK;
-}
 
 }  // namespace
 
@@ -133,13 +136,13 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
   NQ_CHECK_NOT_NULL(fn, x);
   NQ_CHECK_NOT_NULL(fn, y);
   NQ_CHECK_DIM(fn, m);
-  if (nq_status s = check_compute(fn, compute); s != NQ_OK) return s;
+  NQ_CHECK_COMPUTE(fn, compute);
   const int64_t yb = m * w->n * 4;
   NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
   NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
   NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = pick(compute);
+    const Ukernel* uk = ukernel_for(compute);
     if (uk == nullptr) {
       quant4_gemm_ref(x, m, *w, bias, compute, y);
     } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
@@ -164,12 +167,12 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
   NQ_CHECK_NOT_NULL(fn, dx);
   NQ_CHECK_DIM(fn, m);
   NQ_CHECK_BETA(fn, beta);
-  if (nq_status s = check_compute(fn, compute); s != NQ_OK) return s;
+  NQ_CHECK_COMPUTE(fn, compute);
   const int64_t xb = m * w->k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * w->n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w->packed, w->n * w->k / 2);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = pick(compute);
+    const Ukernel* uk = ukernel_for(compute);
     if (uk == nullptr) {
       quant4_gemm_backward_ref(dy, m, *w, compute, beta, dx);
     } else {

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "nativequant.h"
+
 namespace nq::gemm {
 
 // Element format of a packed panel.
@@ -52,5 +54,10 @@ const Ukernel* ukernel_int8();
 // bf16 compute on a CPU without vdpbf16ps runs the fp32 kernel: the packers must then round
 // every operand to bf16 themselves so all paths compute the same products.
 inline bool bf16_emulated(const Ukernel* uk) { return uk != nullptr && uk->b_fmt == Fmt::F32; }
+
+// Float kernel for a compute type (nullptr: run the scalar reference).
+inline const Ukernel* ukernel_for(nq_compute_type c) {
+  return c == NQ_COMPUTE_BF16 ? ukernel_bf16() : ukernel_f32();
+}
 
 }  // namespace nq::gemm

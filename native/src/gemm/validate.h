@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -9,6 +10,16 @@ namespace nq::gemm {
 
 // Largest dimension accepted: keeps every index product inside int64.
 constexpr int64_t kMaxDim = int64_t(1) << 31;
+
+// The raw integer of an enum argument: a C caller may pass any int, and loading an
+// out-of-range value as the enum type is undefined in C++, so validate the bits instead.
+template <class E>
+inline int enum_bits(const E& e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
 
 inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
   if (a == nullptr || b == nullptr) return false;
@@ -25,6 +36,11 @@ inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_by
 #define NQ_CHECK_NO_OVERLAP(fn, out, out_bytes, in, in_bytes)                                     \
   NQ_CHECK(!::nq::gemm::overlaps(out, out_bytes, in, in_bytes), NQ_ERR_OVERLAP,                  \
            "%s: output '%s' overlaps input '%s'", fn, #out, #in)
+
+#define NQ_CHECK_COMPUTE(fn, c)                                                                       \
+  NQ_CHECK(::nq::gemm::enum_bits(c) == NQ_COMPUTE_F32 || ::nq::gemm::enum_bits(c) == NQ_COMPUTE_BF16,  \
+           NQ_ERR_INVALID_ARGUMENT, "%s: argument '%s' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", \
+           fn, #c, ::nq::gemm::enum_bits(c))
 
 #define NQ_CHECK_BETA(fn, beta)                                                                \
   NQ_CHECK((beta) == (beta) && (beta) - (beta) == 0.0f, NQ_ERR_INVALID_ARGUMENT,               \
