@@ -37,7 +37,9 @@ function AsRoot([string[]]$CommandLine) {
 
 # Debian packages this project needs (the same list as build.sh); installed only when missing.
 $AptPackages = @("cmake", "g++", "make", "pkg-config", "libgtest-dev", "libbenchmark-dev", "python3", "python3-clang-14",
-                 "libclang-14-dev", "nodejs", "npm", "libopenblas-dev", "libdnnl-dev")
+                 "libclang-14-dev", "libopenblas-dev", "libdnnl-dev")
+# Tools that may come from outside Debian (e.g. a nodesource node ships its own npm): checked by command.
+$AptForCommand = @{ npm = @("nodejs", "npm") }
 # Windows equivalents: tools from winget, C++ libraries from vcpkg (VCPKG_ROOT), libclang for Python from pip.
 $WingetPackages = [ordered]@{ cmake = "Kitware.CMake"; "clang-cl" = "LLVM.LLVM"; ninja = "Ninja-build.Ninja";
                              python = "Python.Python.3.12"; npm = "OpenJS.NodeJS.LTS" }
@@ -65,6 +67,7 @@ function Deps {
   } else {
     $missing = @($AptPackages | Where-Object {
       (& dpkg-query -W -f='${Status}' $_ 2>$null) -notmatch "install ok installed" })
+    foreach ($c in $AptForCommand.Keys) { if (-not (Has $c)) { $missing += $AptForCommand[$c] } }
     if ($missing.Count -gt 0) {
       Log "installing Debian packages: $($missing -join ' ')"
       AsRoot @("apt-get", "update", "-qq")

@@ -16,12 +16,17 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages this project needs; installed only when missing.
 APT_PACKAGES=(cmake g++ make pkg-config libgtest-dev libbenchmark-dev python3 python3-clang-14 libclang-14-dev
-              nodejs npm libopenblas-dev libdnnl-dev)
+              libopenblas-dev libdnnl-dev)
+# Tools that may come from outside Debian (e.g. a nodesource node ships its own npm): checked by command.
+declare -A APT_FOR_COMMAND=([npm]="nodejs npm")
 
 deps() {
   local missing=()
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  for c in "${!APT_FOR_COMMAND[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || missing+=(${APT_FOR_COMMAND[$c]})
   done
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
