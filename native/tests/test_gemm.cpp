@@ -20,7 +20,8 @@ struct Shape {
   int64_t m, n, k;
 };
 const Shape kShapes[] = {{1, 1, 1},    {1, 37, 300},  {5, 64, 256},  {7, 130, 513},
-                         {33, 77, 1000}, {64, 200, 96}, {2, 65, 4100}};
+                         {33, 77, 1000}, {64, 200, 96}, {2, 65, 4100},
+                         {3, 67, 100},   {4, 1031, 300}};  // M <= 4: GEMV, serial and split over N
 
 // op(A) op(B) in double; a, b are the stored matrices.
 template <class FA, class FB>

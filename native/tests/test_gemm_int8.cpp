@@ -77,7 +77,9 @@ std::vector<double> decomposition(const std::vector<float>& x, const W8& w, int6
 struct Case {
   int64_t m, n, k;
 };
-const Case kCases[] = {{1, 1, 4}, {1, 37, 301}, {5, 64, 256}, {7, 130, 1027}, {33, 70, 4096}, {3, 20, 16384}};
+// M <= 4 takes the VNNI GEMV (k % 64 != 0 exercises its masked tail; {4, 1031, 1100} splits N).
+const Case kCases[] = {{1, 1, 4},      {1, 37, 301},    {5, 64, 256},   {7, 130, 1027}, {33, 70, 4096},
+                       {3, 20, 16384}, {2, 67, 200},    {4, 1031, 1100}};
 
 TEST(GemmInt8, ForwardAllIsasWithAndWithoutOutliers) {
   uint64_t seed = 300;

@@ -67,9 +67,11 @@ struct Case {
   int32_t bs;
 };
 // M=1..4 with k % 32 == 0 takes the GEMV path; k % 32 != 0 or M > 4 the packed GEMM;
-// k is often not a multiple of the block (blocks then straddle rows).
+// k is often not a multiple of the block (blocks then straddle rows); {4, 1031, 2048} is
+// large enough for the GEMV to split N over threads.
 const Case kCases[] = {{1, 64, 96, 64},   {1, 33, 100, 64},  {2, 130, 4096, 4096}, {4, 70, 160, 32},
-                       {5, 129, 320, 128}, {17, 96, 1000, 32}, {9, 65, 16384, 256},  {40, 200, 544, 2048}};
+                       {5, 129, 320, 128}, {17, 96, 1000, 32}, {9, 65, 16384, 256},  {40, 200, 544, 2048},
+                       {3, 67, 224, 64},   {4, 1031, 2048, 128}};
 
 TEST(GemmQuant4, ForwardAndBackwardAllIsasTypesAndAbsmaxModes) {
   uint64_t seed = 11;

@@ -10,7 +10,8 @@
 //     jc over the thread's columns in NC  -> pack B block (kc x nc, L2-resident)
 //       ir over the thread's rows in MR
 //         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
-// Threads split N first (each packs only its own B), then M when N has too few tiles.
+// Threads split N first (each packs only its own B), then M when N has too few tiles; small
+// products run on the calling thread (threads_for in gemv.h).
 #pragma once
 
 #include <omp.h>
@@ -22,6 +23,7 @@
 
 #include "cpu/cpu.h"
 #include "gemm/arena.h"
+#include "gemm/gemv.h"
 #include "gemm/ukernel.h"
 
 namespace nq::gemm {
@@ -69,14 +71,14 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   const int64_t KC = kc_for(uk);
   const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
   const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
-  const int nt = nq::cpu::num_threads();
+  const int nt = threads_for(M * N * K / 2);  // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s
   const int tn = int(std::min<int64_t>(nt, n_tiles));
   const int tm = int(std::min<int64_t>(std::max(1, nt / tn), m_tiles));
 
   // An exception must not leave an OpenMP region: a thread that cannot get its scratch
   // skips its tiles and the failure is rethrown (as bad_alloc) after the region.
   bool failed = false;
-#pragma omp parallel num_threads(tm * tn)
+#pragma omp parallel num_threads(tm * tn) if (tm * tn > 1)
   try {
     const int tid = omp_get_thread_num();
     const int ti = tid / tn, tj = tid % tn;

@@ -13,6 +13,7 @@
 #include "gemm/arena.h"
 #include "gemm/convert.h"
 #include "gemm/driver.h"
+#include "gemm/gemv.h"
 #include "gemm/pack.h"
 #include "gemm/validate.h"
 
@@ -38,7 +39,7 @@ int64_t find_outliers(const T* x, int64_t m, int64_t k, float threshold, uint8_t
   std::fill(mask, mask + k, uint8_t(0));
   if (threshold <= 0.0f) return 0;
   constexpr int64_t kColBlock = 256;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (int64_t j0 = 0; j0 < k; j0 += kColBlock) {
     const int64_t j1 = std::min(k, j0 + kColBlock);
     for (int64_t i = 0; i < m; ++i)
@@ -154,7 +155,7 @@ template <class T>
 void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const int8_t* w, const float* scb,
                       int64_t n, float threshold, const float* bias, nq_compute_type oc, float* y, int32_t* cols,
                       int64_t* count) {
-  const int nt = nq::cpu::num_threads();
+  const int nt = threads_for(m * k * 4);  // the X passes below; the GEMM picks its own
   auto* stats = static_cast<uint8_t*>(arena_get(kSlotStats1, size_t(4 * (2 * m + k) + k + 64)));
   auto* sx = reinterpret_cast<float*>(stats);
   auto* corr = reinterpret_cast<int32_t*>(stats + 4 * m);
@@ -168,7 +169,7 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
   auto* qx = static_cast<int8_t*>(arena_get(kSlotStats0, size_t(m * k) + 64 + 4 * eo));
   float* xo = reinterpret_cast<float*>(qx + (m * k + 63) / 64 * 64);
   float* wo = xo + m * nout;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < m; ++i) {
@@ -213,8 +214,20 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
         }
     }
   };
-  run_gemm<int32_t>(uk, m, n, k, PackAInt8{qx, k, uk.a_fmt}, PackBInt8{w, k, uk.b_fmt},
-                    reinterpret_cast<int32_t*>(y), n, false, epilogue);
+  if (m <= kInt8GemvMaxM && uk.b_fmt == Fmt::U8) {
+    // Decode-shaped: stream W rows once; the epilogue runs per 64 columns from a local tile.
+    for_row_ranges(n, n * k * m, [&](int64_t j0, int64_t j1) {
+      alignas(64) int32_t tile[kInt8GemvMaxM * 64];
+      for (int64_t j = j0; j < j1; j += 64) {
+        const int cols = int(std::min<int64_t>(64, j1 - j));
+        int8_gemv_avx512vnni(m, k, qx, w, j, j + cols, tile, 64);
+        epilogue(tile, 64, 0, j, int(m), cols);
+      }
+    });
+  } else {
+    run_gemm<int32_t>(uk, m, n, k, PackAInt8{qx, k, uk.a_fmt}, PackBInt8{w, k, uk.b_fmt},
+                      reinterpret_cast<int32_t*>(y), n, false, epilogue);
+  }
   if (!epilogue_outliers) {
     const Ukernel& u16 = *ukernel_for(oc);
     const bool emu = rnd && bf16_emulated(&u16);

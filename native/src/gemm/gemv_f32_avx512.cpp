@@ -1,18 +1,18 @@
 // fp32 GEMV for Y = X W^T with M <= 4 (decode-shaped products): streams each W row once
 // against the M rows of X (L1-resident), no packing. Four accumulators per X row keep four
-// FMA chains in flight; the K tail is a masked load.
+// FMA chains in flight; the K tail is a masked load. Threads split N (gemv.h).
 #include <immintrin.h>
 
-#include "cpu/cpu.h"
 #include "gemm/gemm_f32.h"
+#include "gemm/gemv.h"
 
 namespace nq::gemm {
 namespace {
 
 template <int M>
-void gemv_rows(int64_t n, int64_t k, const float* x, const float* w, float beta, const float* bias, float* c) {
-#pragma omp parallel for schedule(static) num_threads(nq::cpu::num_threads())
-  for (int64_t j = 0; j < n; ++j) {
+void gemv_rows(int64_t j0, int64_t j1, int64_t n, int64_t k, const float* x, const float* w, float beta,
+               const float* bias, float* c) {
+  for (int64_t j = j0; j < j1; ++j) {
     const float* wr = w + j * k;
     __m512 acc[M][4];
     for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm512_setzero_ps();
@@ -40,12 +40,14 @@ void gemv_rows(int64_t n, int64_t k, const float* x, const float* w, float beta,
 
 void gemv_f32_nt_avx512(int64_t m, int64_t n, int64_t k, const float* x, const float* w, float beta,
                         const float* bias, float* c) {
-  switch (m) {
-    case 1: gemv_rows<1>(n, k, x, w, beta, bias, c); break;
-    case 2: gemv_rows<2>(n, k, x, w, beta, bias, c); break;
-    case 3: gemv_rows<3>(n, k, x, w, beta, bias, c); break;
-    default: gemv_rows<4>(n, k, x, w, beta, bias, c); break;
-  }
+  for_row_ranges(n, n * k * 4 * m, [&](int64_t j0, int64_t j1) {
+    switch (m) {
+      case 1: gemv_rows<1>(j0, j1, n, k, x, w, beta, bias, c); break;
+      case 2: gemv_rows<2>(j0, j1, n, k, x, w, beta, bias, c); break;
+      case 3: gemv_rows<3>(j0, j1, n, k, x, w, beta, bias, c); break;
+      default: gemv_rows<4>(j0, j1, n, k, x, w, beta, bias, c); break;
+    }
+  });
 }
 
 }  // namespace nq::gemm

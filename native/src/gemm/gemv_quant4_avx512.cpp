@@ -1,24 +1,22 @@
 // 4-bit GEMV (M <= 4): streams W once. Each 16-byte load holds 32 codes; the high nibbles
 // (even elements) and low nibbles (odd elements) index a 16-entry table already scaled by
 // the block's absmax (vpermps uses only the low 4 index bits, so the low nibble needs no
-// mask), against x pre-split into even/odd halves per 32-chunk.
+// mask), against x pre-split into even/odd halves per 32-chunk. Threads split N (gemv.h).
 #include <immintrin.h>
-#include <omp.h>
 
-#include "cpu/cpu.h"
 #include "gemm/gemm_quant4.h"
+#include "gemm/gemv.h"
 #include "gemm/quant4_weight.h"
 
 namespace nq::gemm {
 namespace {
 
 template <int M>
-void gemv_rows(const float* xs, const nq_quant4_weight& w, const float* bias, float* y) {
+void gemv_rows(int64_t n0, int64_t n1, const float* xs, const nq_quant4_weight& w, const float* bias, float* y) {
   const int64_t K = w.k, chunks = K / 32;
   const int shift = __builtin_ctz(unsigned(w.blocksize));  // blocksize is a power of two
   const __m512 code = _mm512_loadu_ps(quant4_code(w));
-#pragma omp parallel for schedule(static) num_threads(nq::cpu::num_threads())
-  for (int64_t n = 0; n < w.n; ++n) {
+  for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = w.packed + n * K / 2;
     // Four accumulators per row (even/odd elements x alternate chunks) keep four FMA chains
     // in flight instead of one.
@@ -66,12 +64,14 @@ void quant4_gemv_avx512(const float* x, int64_t m, const nq_quant4_weight& w, co
       _mm512_storeu_ps(x_shuffled + i * w.k + c, _mm512_permutex2var_ps(a, even, b));
       _mm512_storeu_ps(x_shuffled + i * w.k + c + 16, _mm512_permutex2var_ps(a, odd, b));
     }
-  switch (m) {
-    case 1: gemv_rows<1>(x_shuffled, w, bias, y); break;
-    case 2: gemv_rows<2>(x_shuffled, w, bias, y); break;
-    case 3: gemv_rows<3>(x_shuffled, w, bias, y); break;
-    default: gemv_rows<4>(x_shuffled, w, bias, y); break;
-  }
+  for_row_ranges(w.n, w.n * w.k / 2 * m, [&](int64_t n0, int64_t n1) {
+    switch (m) {
+      case 1: gemv_rows<1>(n0, n1, x_shuffled, w, bias, y); break;
+      case 2: gemv_rows<2>(n0, n1, x_shuffled, w, bias, y); break;
+      case 3: gemv_rows<3>(n0, n1, x_shuffled, w, bias, y); break;
+      default: gemv_rows<4>(n0, n1, x_shuffled, w, bias, y); break;
+    }
+  });
 }
 
 }  // namespace nq::gemm
