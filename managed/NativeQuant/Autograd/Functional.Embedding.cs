@@ -4,19 +4,25 @@ using NativeQuant.Tensors;
 
 namespace NativeQuant.Autograd;
 
-// Token / position embedding lookup.
+// Row lookup: token / position embeddings, and picking positions out of hidden states.
 public static partial class Functional
 {
     /// <summary>ids (...) int32 -> rows of weight (V, C): (..., C). Ids outside [0, V) are an error naming the id.</summary>
-    public static Tensor Embedding(Tensor ids, Tensor weight)
+    public static Tensor Embedding(Tensor ids, Tensor weight) => GatherRows(ids, weight, "Embedding", "token id", "the vocabulary");
+
+    /// <summary>torch.index_select(x, 0, index): x (N, C), index (K) int32 -> (K, C); the gradient scatters back
+    /// (adding where an index repeats).</summary>
+    public static Tensor IndexSelect(Tensor x, Tensor index) => GatherRows(index, x, "IndexSelect", "index", "the rows");
+
+    private static Tensor GatherRows(Tensor ids, Tensor weight, string op, string what, string range)
     {
         ids.RequireDType(DType.Int32);
-        RequireFloat(weight, "Embedding", nameof(weight));
-        if (weight.Rank != 2) throw new ArgumentException($"Embedding: weight must be (V, C), got {weight.ShapeString}");
+        RequireFloat(weight, op, nameof(weight));
+        if (weight.Rank != 2) throw new ArgumentException($"{op}: the source must be (N, C), got {weight.ShapeString}");
         int v = weight.Size(0), c = weight.Size(1);
         var idSpan = ids.AsSpan<int>();
         foreach (int id in idSpan)
-            if ((uint)id >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), id, $"Embedding: token id {id} is outside the vocabulary [0, {v})");
+            if ((uint)id >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), id, $"{op}: {what} {id} is outside {range} [0, {v})");
         var shape = new int[ids.Rank + 1];
         ids.Shape.CopyTo(shape);
         shape[^1] = c;

@@ -67,4 +67,22 @@ public sealed class Batch
         }
         return Tensor.FromArray(targets, Size, Length);
     }
+
+    /// <summary>The flattened positions b * T + t whose next-token target is not ignored, (N) int32, and those
+    /// targets (N): a loss over logits at just these positions equals the loss over
+    /// <see cref="NextTokenTargets"/> at every position (ignored rows add nothing).</summary>
+    public (Tensor Positions, Tensor Targets) SupervisedNextTokens()
+    {
+        var positions = new List<int>();
+        var targets = new List<int>();
+        for (int i = 0; i < Size; i++)
+            for (int t = 0; t + 1 < Length; t++)
+            {
+                int label = Labels[i * Length + t + 1];
+                if (label == TokenizedExample.IgnoreIndex) continue;
+                positions.Add(i * Length + t);
+                targets.Add(label);
+            }
+        return (Tensor.FromArray(positions.ToArray(), positions.Count), Tensor.FromArray(targets.ToArray(), targets.Count));
+    }
 }

@@ -33,22 +33,39 @@ public abstract class CausalLM : Module
     /// position only (inference).</summary>
     public Tensor Forward(Tensor ids, KVCache? cache = null, bool lastPositionOnly = false)
     {
+        var h = HiddenStates(ids, cache);
+        if (!lastPositionOnly) return Head(h);
+        int b = ids.Size(0), t = ids.Size(1);
+        var last = Tensor.FromArray(Enumerable.Range(0, b).Select(i => i * t + t - 1).ToArray(), b);
+        return HeadAt(h, last).Reshape(b, 1, VocabSize);
+    }
+
+    /// <summary>ids (B, T) -> logits (N, V) at the flattened positions b * T + t listed in
+    /// <paramref name="positions"/> (N) int32. The 32000-way head is most of a small model's work, and a
+    /// classification loss or a verbalizer score needs it only at the answer positions.</summary>
+    public Tensor Forward(Tensor ids, Tensor positions, KVCache? cache = null)
+    {
+        positions.RequireDType(DType.Int32);
+        if (positions.Rank != 1) throw new ArgumentException($"Forward: positions must be (N), got {positions.ShapeString}");
+        return HeadAt(HiddenStates(ids, cache), positions);
+    }
+
+    /// <summary>ids (B, T) -> final normed hidden states (B, T, C), advancing the cache.</summary>
+    public Tensor HiddenStates(Tensor ids, KVCache? cache = null)
+    {
         ids.RequireDType(DType.Int32);
         if (ids.Rank != 2) throw new ArgumentException($"Forward: ids must be (B, T), got {ids.ShapeString}");
         int start = cache?.Length ?? 0, t = ids.Size(1);
         if (t == 0) throw new ArgumentException("Forward: ids must hold at least one token");
         if (start + t > MaxPositions)
             throw new ArgumentException($"Forward: positions {start}..{start + t - 1} exceed the model's context of {MaxPositions} tokens");
-        var h = Hidden(ids, start, cache);  // (B,T,C)
+        var h = Hidden(ids, start, cache);
         cache?.Advance(t);
-        if (lastPositionOnly)
-        {
-            if (GradMode.IsEnabled && h.RequiresGrad) throw new InvalidOperationException("lastPositionOnly is for inference; run it under GradMode.NoGrad()");
-            using var last = h.NarrowView(1, t - 1, 1);
-            h = last.Contiguous();
-        }
-        return Head(h);
+        return h;
     }
+
+    private Tensor HeadAt(Tensor hidden, Tensor positions) =>
+        Head(Functional.IndexSelect(hidden.Reshape(-1, hidden.Size(-1)), positions));
 
     /// <summary>Embeddings and every block: ids (B, T) -> final normed hidden states (B, T, C).</summary>
     protected abstract Tensor Hidden(Tensor ids, int startPos, KVCache? cache);

@@ -16,10 +16,13 @@ public sealed record ClassificationExample(int[] PromptIds, int[][] CandidateIds
 public sealed class ClassificationEvaluator : IEvaluator
 {
     private readonly IReadOnlyList<ClassificationExample> _examples;
+    private readonly int _batchSize;
 
-    public ClassificationEvaluator(IReadOnlyList<ClassificationExample> examples)
+    /// <param name="batchSize">sequences forwarded together (scores do not depend on it beyond rounding).</param>
+    public ClassificationEvaluator(IReadOnlyList<ClassificationExample> examples, int batchSize = 16)
     {
         if (examples.Count == 0) throw new ArgumentException("the evaluation set is empty", nameof(examples));
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive");
         foreach (var e in examples)
         {
             if (e.PromptIds.Length == 0) throw new ArgumentException("a classification prompt is empty", nameof(examples));
@@ -29,6 +32,7 @@ public sealed class ClassificationEvaluator : IEvaluator
                 throw new ArgumentException($"label {e.Label} is not a candidate index (0..{e.CandidateIds.Length - 1})", nameof(examples));
         }
         _examples = examples;
+        _batchSize = batchSize;
     }
 
     public EvalResult Evaluate(CausalLM model)
@@ -37,14 +41,13 @@ public sealed class ClassificationEvaluator : IEvaluator
         model.Eval();
         try
         {
-            using var _ = GradMode.NoGrad();
+            var scores = Scores(model, _examples, _batchSize);
             int correct = 0;
             double loss = 0;
-            foreach (var e in _examples)
+            for (int i = 0; i < _examples.Count; i++)
             {
-                var scores = Scores(model, e);
-                if (Predict(scores) == e.Label) correct++;
-                loss -= scores[e.Label];
+                if (Predict(scores[i]) == _examples[i].Label) correct++;
+                loss -= scores[i][_examples[i].Label];
             }
             return new EvalResult(loss / _examples.Count, "accuracy", (double)correct / _examples.Count, _examples.Count);
         }
@@ -59,27 +62,55 @@ public sealed class ClassificationEvaluator : IEvaluator
     }
 
     /// <summary>Summed log-probability of each candidate after the prompt.</summary>
-    public static double[] Scores(CausalLM model, ClassificationExample e)
+    public static double[] Scores(CausalLM model, ClassificationExample e) => Scores(model, [e], 1)[0];
+
+    /// <summary>Summed log-probability of each candidate after each example's prompt, without a tape. Sequences
+    /// go through the model in right-padded batches (exact: under causal attention no real token sees the pads),
+    /// and the head runs only at the positions that predict a candidate token.</summary>
+    public static double[][] Scores(CausalLM model, IReadOnlyList<ClassificationExample> examples, int batchSize)
     {
-        var scores = new double[e.CandidateIds.Length];
-        using var scope = new TensorScope();
-        if (e.CandidateIds.All(c => c.Length == 1))
+        using var noGrad = GradMode.NoGrad();
+        var scores = examples.Select(e => new double[e.CandidateIds.Length]).ToArray();
+        // Single-token candidates all read the last prompt position, so one sequence per example serves them;
+        // otherwise each candidate is its own sequence: the prompt and all but the candidate's last token.
+        var sequences = new List<(int[] Ids, int Example, int Candidate)>();
+        for (int i = 0; i < examples.Count; i++)
         {
-            // One forward gives every single-token candidate's probability at the last prompt position.
-            var ids = Tensor.FromArray(e.PromptIds, 1, e.PromptIds.Length);
-            var row = model.Forward(ids, lastPositionOnly: true).Data;
-            double lse = LogProbs.LogSumExp(row);
-            for (int c = 0; c < scores.Length; c++) scores[c] = row[e.CandidateIds[c][0]] - lse;
-            return scores;
+            var e = examples[i];
+            if (e.CandidateIds.All(c => c.Length == 1)) sequences.Add((e.PromptIds, i, -1));
+            else for (int c = 0; c < e.CandidateIds.Length; c++) sequences.Add(([.. e.PromptIds, .. e.CandidateIds[c].AsSpan(0, e.CandidateIds[c].Length - 1)], i, c));
         }
-        int vocab = model.VocabSize, p = e.PromptIds.Length;
-        for (int c = 0; c < scores.Length; c++)
+        var ordered = sequences.OrderBy(s => s.Ids.Length).ToList();  // similar lengths together: less padding
+        int vocab = model.VocabSize;
+        for (int start = 0; start < ordered.Count; start += batchSize)
         {
-            var cand = e.CandidateIds[c];
-            int[] seq = [.. e.PromptIds, .. cand.AsSpan(0, cand.Length - 1)];
-            var logits = model.Forward(Tensor.FromArray(seq, 1, seq.Length)).Data;
-            for (int k = 0; k < cand.Length; k++)
-                scores[c] += LogProbs.At(logits.Slice((p - 1 + k) * vocab, vocab), cand[k]);
+            using var scope = new TensorScope();
+            var chunk = ordered.GetRange(start, Math.Min(batchSize, ordered.Count - start));
+            int t = chunk.Max(s => s.Ids.Length);
+            var ids = new int[chunk.Count * t];
+            var positions = new List<int>();
+            for (int j = 0; j < chunk.Count; j++)
+            {
+                var (seq, example, candidate) = chunk[j];
+                seq.CopyTo(ids, j * t);
+                int reads = candidate < 0 ? 1 : examples[example].CandidateIds[candidate].Length;
+                for (int k = 0; k < reads; k++) positions.Add(j * t + examples[example].PromptIds.Length - 1 + k);
+            }
+            var logits = model.Forward(Tensor.FromArray(ids, chunk.Count, t), Tensor.FromArray(positions.ToArray(), positions.Count)).Data;
+            int row = 0;
+            foreach (var (_, example, candidate) in chunk)
+            {
+                var candidates = examples[example].CandidateIds;
+                if (candidate < 0)
+                {
+                    var r = logits.Slice(row++ * vocab, vocab);
+                    double lse = LogProbs.LogSumExp(r);
+                    for (int c = 0; c < candidates.Length; c++) scores[example][c] = r[candidates[c][0]] - lse;
+                }
+                else
+                    foreach (int token in candidates[candidate])
+                        scores[example][candidate] += LogProbs.At(logits.Slice(row++ * vocab, vocab), token);
+            }
         }
         return scores;
     }

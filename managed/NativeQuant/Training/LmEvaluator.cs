@@ -25,9 +25,10 @@ public sealed class LmEvaluator(IReadOnlyList<TokenizedExample> examples, int pa
                 using var scope = new TensorScope();
                 var batch = Batch.Collate(_examples.Skip(start).Take(batchSize).ToList(), padId);
                 var ids = batch.InputIdsTensor();
-                var targets = batch.NextTokenTargets();
-                int count = Trainer.LossTokens(targets);
-                var loss = Functional.CrossEntropy(model.Forward(ids).Reshape(-1, model.VocabSize), targets.Reshape(-1));
+                var (positions, targets) = batch.SupervisedNextTokens();
+                int count = (int)targets.NumElements;
+                if (count == 0) continue;
+                var loss = Functional.CrossEntropy(model.Forward(ids, positions), targets);
                 nll += (double)loss.Item() * count;
                 tokens += count;
             }

@@ -128,26 +128,27 @@ public sealed class Trainer : IDisposable
     /// tokens) and the number of input tokens processed.</summary>
     private (double Loss, long Tokens) TrainStep()
     {
-        var micro = new List<(Tensor Ids, Tensor Targets, int LossTokens)>();
+        var micro = new List<(Tensor Ids, Tensor Positions, Tensor Targets)>();
         try
         {
             for (int i = 0; i < Options.GradientAccumulationSteps; i++)
             {
                 var batch = Batch.Collate(_loader.NextExamples(), Options.PadId);
-                var targets = TensorScope.Unscoped(batch.NextTokenTargets);
-                micro.Add((TensorScope.Unscoped(batch.InputIdsTensor), targets, LossTokens(targets)));
+                var (positions, targets) = TensorScope.Unscoped(batch.SupervisedNextTokens);
+                micro.Add((TensorScope.Unscoped(batch.InputIdsTensor), positions, targets));
             }
-            long lossTokens = micro.Sum(b => (long)b.LossTokens);
+            long lossTokens = micro.Sum(b => b.Targets.NumElements);
             if (lossTokens == 0) throw new InvalidOperationException($"step {Step + 1}: no token of the step's batches carries loss");
             double loss = 0;
-            foreach (var (ids, targets, count) in micro)
+            foreach (var (ids, positions, targets) in micro)
             {
+                // A micro-batch without loss tokens adds nothing, so it is not forwarded (nor counted for DropoutReplay).
+                if (targets.NumElements == 0) continue;
                 using var scope = new TensorScope();
-                var logits = _model.Forward(ids);
+                // Logits only where the loss reads them: the same loss and gradients as the full (B, T, V) head.
+                var mean = Functional.CrossEntropy(_model.Forward(ids, positions), targets);
                 _dropoutDraws++;
-                if (count == 0) continue;
-                var mean = Functional.CrossEntropy(logits.Reshape(-1, _model.VocabSize), targets.Reshape(-1));
-                float weight = (float)count / lossTokens;
+                float weight = (float)targets.NumElements / lossTokens;
                 loss += (double)mean.Item() * weight;
                 Functional.Scale(mean, weight).Backward();
             }
@@ -155,20 +156,13 @@ public sealed class Trainer : IDisposable
         }
         finally
         {
-            foreach (var (ids, targets, _) in micro)
+            foreach (var (ids, positions, targets) in micro)
             {
                 ids.Dispose();
+                positions.Dispose();
                 targets.Dispose();
             }
         }
-    }
-
-    /// <summary>Targets that are not the ignore index.</summary>
-    internal static int LossTokens(Tensor targets)
-    {
-        int n = 0;
-        foreach (int t in targets.AsSpan<int>()) if (t != TokenizedExample.IgnoreIndex) n++;
-        return n;
     }
 
     public void Dispose()
