@@ -23,11 +23,12 @@ public static class BenchGenerateCommand
     {
         var model = new Option<string>("--model") { Description = "llama2.c .bin, HF model directory, or stories15M", DefaultValueFactory = _ => "stories15M" };
         var quants = new Option<string>("--quant") { Description = "comma-separated subset of none,int8,nf4,fp4", DefaultValueFactory = _ => "none,int8,nf4" };
+        var quantizeHead = ModelInput.QuantizeHeadOption();
         var decode = new Option<int>("--decode-tokens") { Description = "tokens decoded per run", DefaultValueFactory = _ => 200 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "prompt length of the prefill run", DefaultValueFactory = _ => 256 };
         var reps = new Option<int>("--reps") { Description = "timed repetitions (median reported)", DefaultValueFactory = _ => 5 };
         var command = new Command("generate", "Time prefill and decode of a model (tok/s and ratio to the bandwidth floor)")
-            { model, quants, decode, prompt, reps };
+            { model, quants, quantizeHead, decode, prompt, reps };
         CommandRunner.SetAction(command, (ctx, ct) =>
         {
             int nDecode = ctx.Value(decode), nPrompt = ctx.Value(prompt), r = ctx.Value(reps);
@@ -39,7 +40,7 @@ public static class BenchGenerateCommand
             foreach (var q in ctx.Value(quants)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 ct.ThrowIfCancellationRequested();
-                using var lm = CausalLM.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(q), DoubleQuant: true));
+                using var lm = CausalLM.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(q), DoubleQuant: true, QuantizeHead: ctx.Value(quantizeHead)));
                 lm.Eval();
                 var ids = new int[Math.Min(nPrompt, lm.MaxPositions - 1)];
                 for (int i = 0; i < ids.Length; i++) ids[i] = 1 + i % (lm.VocabSize - 1);
@@ -51,7 +52,7 @@ public static class BenchGenerateCommand
                 double bytes = WeightBytesPerToken(lm);
                 double floor = BandwidthGBs * 1e9 / bytes;
                 double floorMeasured = measured * 1e9 / bytes;
-                table.AddRow(q, $"{bytes / 1e6:F1}", $"{prefillTps:F0}", $"{decodeTps:F0}", $"{floor:F0}", $"{decodeTps / floor:F2}",
+                table.AddRow(ctx.Value(quantizeHead) && q != "none" ? q + " + head" : q, $"{bytes / 1e6:F1}", $"{prefillTps:F0}", $"{decodeTps:F0}", $"{floor:F0}", $"{decodeTps / floor:F2}",
                              $"{floorMeasured:F0}", $"{decodeTps / floorMeasured:F2}");
             }
             ctx.Console.Write(table);
@@ -61,13 +62,14 @@ public static class BenchGenerateCommand
         return command;
     }
 
-    // Every linear weight (and the head) is read once per decoded token; embeddings (one row), norms and the KV
-    // cache are small next to them for short contexts.
+    // Every linear weight (and the head; a tied quantized head through its copy) is read once per decoded token;
+    // embeddings (one row), norms and the KV cache are small next to them for short contexts.
     private static long WeightBytesPerToken(CausalLM lm)
     {
         long bytes = 0;
-        foreach (var (_, m) in lm.NamedModules())
+        foreach (var (_, module) in lm.NamedModules())
         {
+            var m = module is TiedQuantizedHead head ? head.Quantized : module;
             if (m is Linear l) bytes += Bytes(l.Weight) + (l.Bias == null ? 0 : Bytes(l.Bias));
             else if (m is Conv1D c) bytes += Bytes(c.Weight) + Bytes(c.Bias);
             else if (m is IQuantizedWeight)

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using NativeQuant.IO;
 
 namespace NativeQuant.Cli.Commands;
@@ -20,6 +21,12 @@ public static class ModelInput
             throw new UserException($"{optionName} {input}: no such file or directory (expected a .safetensors file, a llama2.c .bin, a Hugging Face model directory or one of: {string.Join(", ", KnownModels.Keys)})");
         return TensorSources.Open(path);
     }
+
+    /// <summary>--quantize-head of the commands that load a model for inference (QuantConfig.QuantizeHead).</summary>
+    public static Option<bool> QuantizeHeadOption() => new("--quantize-head")
+    {
+        Description = "Quantize the output head too, in the --quant format (a tied head gets a quantized copy; the embedding stays fp32)",
+    };
 
     /// <summary>Rejects writing over the file being read (it is memory-mapped while we write).</summary>
     public static void RequireDistinct(string input, string output)

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Tensor = NativeQuant.Tensors.Tensor;
 using NativeQuant.Tensors;
 
@@ -28,21 +30,22 @@ public static unsafe partial class Functional
         float* qp = q.DataPointer, kp = (float*)k.RawPointer, vp = (float*)v.RawPointer, yp = y.DataPointer;
         float* pp = probs == null ? null : probs.DataPointer;
         long kvBatch = k.Strides[0], vBatch = v.Strides[0];
+        int ld = a.Hkv * a.D;  // between consecutive positions of one kv head
         ForEachKvHead(a, (b, kh) =>
         {
+            float* kh0 = kp + b * kvBatch + kh * a.D, vh0 = vp + b * vBatch + kh * a.D;
             var scores = ArrayPool<float>.Shared.Rent(a.S);
+            fixed (float* sp = scores)
             for (int h = kh * a.Group; h < (kh + 1) * a.Group; h++)
             for (int t = 0; t < a.T; t++)
             {
                 int visible = a.Visible(t);
-                var qr = new ReadOnlySpan<float>(qp + a.QIndex(b, t, h), a.D);
                 var sc = scores.AsSpan(0, visible);
-                for (int s = 0; s < visible; s++)
-                    sc[s] = a.Scale * TensorPrimitives.Dot(qr, new ReadOnlySpan<float>(kp + b * kvBatch + ((long)s * a.Hkv + kh) * a.D, a.D));
+                // Rows of D = 32..128 make a TensorPrimitives call per key cost more than its arithmetic.
+                Gemm.DotRows(qp + a.QIndex(b, t, h), a.D, kh0, ld, 0, visible, 0f, sp);
+                TensorPrimitives.Multiply(sc, a.Scale, sc);
                 TensorPrimitives.SoftMax(sc, sc);
-                var yr = new Span<float>(yp + a.QIndex(b, t, h), a.D);
-                for (int s = 0; s < visible; s++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vp + b * vBatch + ((long)s * a.Hkv + kh) * a.D, a.D), sc[s], yr, yr);
+                AccumulateRows(sc, vh0, ld, a.D, yp + a.QIndex(b, t, h));
                 if (pp != null)
                 {
                     var pr = new Span<float>(pp + a.PIndex(b, h, t), a.S);
@@ -53,6 +56,26 @@ public static unsafe partial class Functional
             ArrayPool<float>.Shared.Return(scores);
         });
         return record ? Record(y, new AttentionNode(q, k, v, probs!, a)) : y;
+    }
+
+    // y(D) += sum_s w[s] * V_s for rows V_s = v + s * ld, added in order s = 0.. as (v * w) + y like a chain of
+    // per-row MultiplyAdds (same rounding), but each column block stays in a register across all rows.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateRows(ReadOnlySpan<float> w, float* v, int ld, int d, float* y)
+    {
+        int c = 0;
+        for (; c + Vector512<float>.Count <= d; c += Vector512<float>.Count)
+        {
+            var acc = Vector512.Load(y + c);
+            for (int s = 0; s < w.Length; s++) acc = Vector512.Load(v + (long)s * ld + c) * Vector512.Create(w[s]) + acc;
+            acc.Store(y + c);
+        }
+        for (; c < d; c++)
+        {
+            float acc = y[c];
+            for (int s = 0; s < w.Length; s++) acc = v[(long)s * ld + c] * w[s] + acc;
+            y[c] = acc;
+        }
     }
 
     private static void CheckKvLayout(Tensor t, string name)

@@ -149,7 +149,12 @@ public static partial class Functional
         var gs = gate.Data;
         var us = up.Data;
         var ys = y.Data;
-        for (int i = 0; i < gs.Length; i++) ys[i] = gs[i] / (1f + MathF.Exp(-gs[i])) * us[i];
+        // g / (1 + exp(-g)) * up in vectorized passes (a scalar MathF.Exp per element was ~8 ns, 10% of prefill).
+        TensorPrimitives.Negate(gs, ys);
+        TensorPrimitives.Exp(ys, ys);
+        TensorPrimitives.Add(ys, 1f, ys);
+        TensorPrimitives.Divide(gs, ys, ys);
+        TensorPrimitives.Multiply(ys, us, ys);
         return Recording(gate, up) ? Record(y, new SwiGluNode(gate, up)) : y;
     }
 

@@ -22,8 +22,9 @@ public sealed class CheckpointWeights(ITensorSource source, QuantConfig quant, A
         _created.Clear();
     }
 
-    /// <summary>Layers kept in full precision even when quantizing (transformers skips the output head too).</summary>
-    private static bool KeepFullPrecision(string name) => name is "lm_head";
+    /// <summary>Layers kept in full precision even when quantizing (transformers skips the output head too,
+    /// unless <see cref="QuantConfig.QuantizeHead"/>).</summary>
+    private bool KeepFullPrecision(string name) => name is "lm_head" && !quant.QuantizeHead;
 
     public override Parameter Parameter(string name, int[] shape, InitKind init)
     {
@@ -60,6 +61,14 @@ public sealed class CheckpointWeights(ITensorSource source, QuantConfig quant, A
         if (quant.Type == QuantType.None || KeepFullPrecision(name)) return base.Linear(name, inFeatures, outFeatures, bias);
         using var w = Read(name + ".weight", [outFeatures, inFeatures]);
         return Quantize(w, bias ? Parameter(name + ".bias", [outFeatures], InitKind.Zeros) : null);
+    }
+
+    public override Module<Tensor, Tensor> TiedHead(Parameter embedding)
+    {
+        if (quant.Type == QuantType.None || !quant.QuantizeHead) return base.TiedHead(embedding);
+        var head = new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null));
+        _created.Add(head);
+        return head;
     }
 
     public override Module<Tensor, Tensor> Conv1D(string name, int inFeatures, int outFeatures)

@@ -25,6 +25,9 @@ public abstract class WeightFactory
         new Linear(Parameter(name + ".weight", [outFeatures, inFeatures], InitKind.Normal),
                    bias ? Parameter(name + ".bias", [outFeatures], InitKind.Zeros) : null);
 
+    /// <summary>The output head sharing <paramref name="embedding"/> (vocab, hidden) as its weight.</summary>
+    public virtual Module<Tensor, Tensor> TiedHead(Parameter embedding) => new Linear(embedding);
+
     /// <summary>A GPT-2 Conv1D "name" (weight (in, out)).</summary>
     public virtual Module<Tensor, Tensor> Conv1D(string name, int inFeatures, int outFeatures) =>
         new Conv1D(Parameter(name + ".weight", [inFeatures, outFeatures], InitKind.Normal),

@@ -10,9 +10,12 @@ public enum QuantType
 }
 
 /// <summary>On-load quantization of linear layers (bitsandbytes' BitsAndBytesConfig, reduced to what this
-/// engine supports). The output head stays full precision, as in transformers.</summary>
+/// engine supports). The output head stays full precision, as in transformers, unless
+/// <paramref name="QuantizeHead"/> asks for it in the same format (as llama.cpp does with output.weight): at small
+/// sizes the vocab x hidden head is most of the bytes a decoded token reads. A head tied to the embedding keeps the
+/// fp32 embedding for lookups and gets a separate quantized copy (<see cref="TiedQuantizedHead"/>).</summary>
 public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQuant = false, int BlockSize = 64,
-                                 float Int8Threshold = 6f)
+                                 float Int8Threshold = 6f, bool QuantizeHead = false)
 {
     public static readonly QuantConfig None = new();
 

@@ -90,7 +90,7 @@ internal static unsafe class Gemm
     // y[j] = dot(x, B_j) (+ beta·y[j]) for j in [j0, j1). Four rows of B per pass share every load of x and
     // keep four independent FMA chains in flight; the horizontal sums are paid once per row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]  // hot SIMD loop: skip the slow tier-0 code
-    private static void DotRows(float* x, int k, float* b, int ldb, int j0, int j1, float beta, float* y)
+    internal static void DotRows(float* x, int k, float* b, int ldb, int j0, int j1, float beta, float* y)
     {
         int kv = k & ~(Vector512<float>.Count - 1);
         int j = j0;

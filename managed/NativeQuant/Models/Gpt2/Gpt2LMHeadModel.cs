@@ -28,7 +28,7 @@ public sealed class Gpt2LMHeadModel : CausalLM
     {
         Config = config;
         var t = RegisterModule("transformer", new Gpt2Model(config, weights));
-        RegisterModule("lm_head", new Linear(t.Wte.Weight));
+        RegisterModule("lm_head", weights.TiedHead(t.Wte.Weight));
     }
 
     public Gpt2Config Config { get; }

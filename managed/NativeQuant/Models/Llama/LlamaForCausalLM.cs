@@ -27,7 +27,7 @@ public sealed class LlamaForCausalLM : CausalLM
         Config = config;
         var model = RegisterModule("model", new LlamaModel(config, weights));
         RegisterModule("lm_head", config.TieWordEmbeddings
-            ? new Linear(model.EmbedTokens.Weight)
+            ? weights.TiedHead(model.EmbedTokens.Weight)
             : weights.Linear("lm_head", config.HiddenSize, config.VocabSize, bias: false));
     }
 
