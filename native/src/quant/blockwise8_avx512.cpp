@@ -25,13 +25,26 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
     const __m512 v = _mm512_maskz_loadu_ps(k, p);
     return kShift ? _mm512_maskz_sub_ps(k, v, vshift) : v;
   };
-  for (int64_t b = b0; b < b1; ++b) {
-    const int64_t i0 = b * bs, len = i0 + bs < n ? bs : n - i0;
-    const float* xb = x + i0;
+  auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
+  auto absmax_bits = [&](int64_t b) {
+    const float* xb = x + b * bs;
+    const int64_t len = block_len(b);
     __m512i m = _mm512_setzero_si512();
-    for (int64_t i = 0; i < len; i += 16) m = _mm512_max_epu32(m, abs_bits16(load(xb + i, lanes16(len - i))));
-    const uint32_t mb = _mm512_reduce_max_epu32(m);
+    for (int64_t i = 0; i < len; i += 16) {
+      prefetch_ahead(xb + i);
+      m = _mm512_max_epu32(m, abs_bits16(load(xb + i, lanes16(len - i))));
+    }
+    return _mm512_reduce_max_epu32(m);
+  };
+  // Block b + 1's absmax is taken before block b is coded, so its reduction and reciprocal
+  // overlap b's search instead of stalling the next block's first compares.
+  uint32_t next = absmax_bits(b0);
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t i0 = b * bs, len = block_len(b);
+    const float* xb = x + i0;
+    const uint32_t mb = next;
     if (mb >= kNonFiniteBits) return b;
+    if (b + 1 < b1) next = absmax_bits(b + 1);
     absmax[b] = from_bits(mb);
     const __m512 inv = _mm512_set1_ps(inv_absmax(absmax[b]));
     auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
