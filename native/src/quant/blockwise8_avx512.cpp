@@ -26,16 +26,7 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
     return kShift ? _mm512_maskz_sub_ps(k, v, vshift) : v;
   };
   auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
-  auto absmax_bits = [&](int64_t b) {
-    const float* xb = x + b * bs;
-    const int64_t len = block_len(b);
-    __m512i m = _mm512_setzero_si512();
-    for (int64_t i = 0; i < len; i += 16) {
-      prefetch_ahead(xb + i);
-      m = _mm512_max_epu32(m, abs_bits16(load(xb + i, lanes16(len - i))));
-    }
-    return _mm512_reduce_max_epu32(m);
-  };
+  auto absmax_bits = [&](int64_t b) { return block_absmax_bits(x + b * bs, block_len(b), load); };
   // Block b + 1's absmax is taken before block b is coded, so its reduction and reciprocal
   // overlap b's search instead of stalling the next block's first compares.
   uint32_t next = absmax_bits(b0);

@@ -51,16 +51,8 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
   const Search4<kSignMagnitude> search(t);
   const bool stream = streams(packed, n / 2);
   auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
-  auto absmax_bits = [&](int64_t b) {
-    const float* xb = x + b * bs;
-    const int64_t len = block_len(b);
-    __m512i m = _mm512_setzero_si512();
-    for (int64_t i = 0; i < len; i += 16) {
-      prefetch_ahead(xb + i);
-      m = _mm512_max_epu32(m, abs_bits16(_mm512_maskz_loadu_ps(lanes16(len - i), xb + i)));
-    }
-    return _mm512_reduce_max_epu32(m);
-  };
+  auto load = [](const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); };
+  auto absmax_bits = [&](int64_t b) { return block_absmax_bits(x + b * bs, block_len(b), load); };
   // One block ahead, as in blockwise8_avx512.cpp: the reduction and reciprocal overlap the search.
   uint32_t next = absmax_bits(b0);
   for (int64_t b = b0; b < b1; ++b) {
@@ -71,7 +63,7 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
     if (b + 1 < b1) next = absmax_bits(b + 1);
     absmax[b] = from_bits(mb);
     const __m512 inv = _mm512_set1_ps(inv_absmax(absmax[b]));
-    auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, xb + i), inv)); };
+    auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
     uint8_t* pb = packed + i0 / 2;
     int64_t i = 0;
     for (; i + 32 <= len; i += 32) {

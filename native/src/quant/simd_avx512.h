@@ -62,6 +62,19 @@ inline __m256i bf16_rne16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 
+// Absmax of one block as float bits (an integer max of |x| bits is exact for finite floats;
+// NaN/Inf compare above every finite value), prefetching the input stream ahead.
+// load(p, mask) yields 16 lanes with 0 outside mask.
+template <class Load>
+inline uint32_t block_absmax_bits(const float* xb, int64_t len, Load load) {
+  __m512i m = _mm512_setzero_si512();
+  for (int64_t i = 0; i < len; i += 16) {
+    prefetch_ahead(xb + i);
+    m = _mm512_max_epu32(m, abs_bits16(load(xb + i, lanes16(len - i))));
+  }
+  return _mm512_reduce_max_epu32(m);
+}
+
 // Nearest 8-bit code from the Code8 midpoint tables (#{i : mid[i] < v}) without gathers, in
 // register-resident binary searches (every count over sorted thresholds is a thermometer code):
 // 5 steps over the 31 group bounds mid[8g + 7], then 3 steps over the 7 midpoints inside group g.
