@@ -71,7 +71,7 @@ public abstract class CausalLM : Module
     protected abstract Tensor Hidden(Tensor ids, int startPos, KVCache? cache);
 
     /// <summary>hidden (B, T, C) -> logits (B, T, V).</summary>
-    protected abstract Tensor Head(Tensor hidden);
+    protected virtual Tensor Head(Tensor hidden) => Child<Module<Tensor, Tensor>>("lm_head").Forward(hidden);
 
     /// <summary>Runs one block, checkpointed when enabled and useful (training with a tape, no cache).</summary>
     protected Tensor RunBlock(Module block, Func<Tensor, Tensor> forward, Tensor h, KVCache? cache)

@@ -56,5 +56,4 @@ public sealed class Gpt2LMHeadModel : CausalLM
         return tr.LnF.Forward(h);
     }
 
-    protected override Tensor Head(Tensor hidden) => Child<Module<Tensor, Tensor>>("lm_head").Forward(hidden);
 }

@@ -52,5 +52,4 @@ public sealed class LlamaForCausalLM : CausalLM
         return model.Norm.Forward(h);
     }
 
-    protected override Tensor Head(Tensor hidden) => Child<Module<Tensor, Tensor>>("lm_head").Forward(hidden);
 }
