@@ -19,6 +19,7 @@ public static class NqCli
             InfoCommand.Create(),
             GenerateCommand.Create(),
             EvalCommand.Create(),
+            MergeCommand.Create(),
             VersionCommand.Create(),
             FinetuneCommand.Create(),
             DemoCommand.Create(),

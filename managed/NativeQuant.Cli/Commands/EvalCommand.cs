@@ -13,18 +13,21 @@ public static class EvalCommand
         var model = new Option<string>("--model") { Description = "llama2.c .bin, HF model directory, or stories15M", Required = true };
         var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none", DefaultValueFactory = _ => "none" };
         var quantizeHead = ModelInput.QuantizeHeadOption();
+        var adapter = ModelInput.AdapterOption();
         var data = new Option<string>("--data") { Description = "UTF-8 text file to score", Required = true };
         var metric = new Option<string>("--metric") { Description = "perplexity", DefaultValueFactory = _ => "perplexity" };
         var window = new Option<int>("--window") { Description = "Tokens per window (0 = the model's context)" };
         var stride = new Option<int>("--stride") { Description = "Window advance (0 = window)" };
         var json = new Option<bool>("--json") { Description = "Print {\"tokens\",\"nll\",\"perplexity\"} as JSON" };
-        var command = new Command("eval", "Evaluate a model on a text file") { model, quant, quantizeHead, data, metric, window, stride, json };
+        var command = new Command("eval", "Evaluate a model on a text file") { model, quant, quantizeHead, adapter, data, metric, window, stride, json };
         CommandRunner.SetAction(command, (ctx, ct) =>
         {
             if (ctx.Value(metric) != "perplexity") throw new UserException($"--metric {ctx.Value(metric)}: only 'perplexity' is supported");
             string path = ctx.Value(data)!;
             if (!File.Exists(path)) throw new UserException($"--data {path}: file not found");
-            using var lm = CausalLM.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(ctx.Value(quant)!), QuantizeHead: ctx.Value(quantizeHead)));
+            using var loaded = ModelInput.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(ctx.Value(quant)!), QuantizeHead: ctx.Value(quantizeHead)),
+                                               ctx.Value(adapter));
+            var lm = loaded.Lm;
             if (lm.Tokenizer == null) throw new UserException($"--model {ctx.Value(model)}: no tokenizer found next to the weights (tokenizer.json / tokenizer.bin)");
             var r = lm.Perplexity(File.ReadAllText(path), ctx.Value(window), ctx.Value(stride));
             ctx.Out.WriteLine(ctx.Value(json)

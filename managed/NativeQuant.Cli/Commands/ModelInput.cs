@@ -1,5 +1,8 @@
 using System.CommandLine;
 using NativeQuant.IO;
+using NativeQuant.Models;
+using NativeQuant.NN;
+using NativeQuant.Peft;
 
 namespace NativeQuant.Cli.Commands;
 
@@ -28,10 +31,38 @@ public static class ModelInput
         Description = "Quantize the output head too, in the --quant format (a tied head gets a quantized copy; the embedding stays fp32)",
     };
 
+    /// <summary>--adapter of the commands that run a model: a PEFT adapter directory applied on top of it.</summary>
+    public static Option<string> AdapterOption() => new("--adapter")
+    {
+        Description = "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to apply to the model",
+    };
+
+    /// <summary>Loads the base model and, when <paramref name="adapter"/> is given, attaches it for inference.</summary>
+    public static LoadedModel Load(string model, QuantConfig quant, string? adapter)
+    {
+        var lm = CausalLM.Load(model, quant);
+        if (adapter == null) return new LoadedModel(lm, null);
+        try { return new LoadedModel(lm, PeftModel.FromPretrained(lm, adapter, isTrainable: false)); }
+        catch
+        {
+            lm.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Rejects writing over the file being read (it is memory-mapped while we write).</summary>
     public static void RequireDistinct(string input, string output)
     {
         if (string.Equals(Path.GetFullPath(Resolve(input)), Path.GetFullPath(output), StringComparison.Ordinal))
             throw new UserException($"--output {output}: must differ from --input (the input is read while the output is written)");
     }
+}
+
+/// <summary>A loaded model, with the adapter attached in place when there is one (<see cref="Peft"/> then owns <see cref="Lm"/>).</summary>
+public sealed class LoadedModel(CausalLM lm, PeftModel? peft) : IDisposable
+{
+    public CausalLM Lm { get; } = lm;
+    public PeftModel? Peft { get; } = peft;
+
+    public void Dispose() => ((Module?)Peft ?? Lm).Dispose();
 }
