@@ -44,7 +44,7 @@ public static class BenchGemmCommand
             ctx.Console.Write(table);
             return Task.FromResult(CommandRunner.Ok);
         });
-        return new Command("bench", "Micro-benchmarks of the native kernels and of generation") { gemm, BenchGenerateCommand.Create() };
+        return new Command("bench", "Micro-benchmarks of the native kernels, generation and training") { gemm, BenchGenerateCommand.Create(), BenchTrainCommand.Create() };
     }
 
     private static IEnumerable<(string, double, Action)> Cases(int m, int n, int k, HashSet<string> which)

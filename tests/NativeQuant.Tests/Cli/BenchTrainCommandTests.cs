@@ -1,0 +1,25 @@
+using System.Text.Json;
+using NativeQuant.Cli;
+using NUnit.Framework;
+
+namespace NativeQuant.Tests.Cli;
+
+public class BenchTrainCommandTests
+{
+    [Test]
+    public async Task TinyGpt2ReportsThroughputAndMemory()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        int code = await NqCli.RunAsync(["bench", "train", "--arch", "gpt2-tiny", "--seq", "16", "--warmup", "0", "--steps", "2", "--json"], output, error);
+        Assert.That(code, Is.Zero, error.ToString());
+        using var report = JsonDocument.Parse(output.ToString());
+        var root = report.RootElement;
+        Assert.That(root.GetProperty("target_modules").GetString(), Is.EqualTo("c_attn"));
+        foreach (var field in new[] { "tokens_per_second", "step_seconds", "forward_seconds", "backward_seconds", "optimizer_seconds",
+                                      "peak_rss_bytes", "native_peak_bytes", "trainable_parameters", "gradient_bytes" })
+            Assert.That(root.GetProperty(field).GetDouble(), Is.Positive, field);
+        Assert.That(root.GetProperty("weight_bytes").GetProperty("nf4").GetInt64(), Is.Positive, "c_attn, c_proj and the MLP are NF4");
+        Assert.That(float.IsFinite(root.GetProperty("loss").GetSingle()), Is.True);
+    }
+}
