@@ -113,11 +113,8 @@ public static partial class Functional
         var y = Tensor.Empty(x.Shape);
         var xs = x.Data;
         var ys = y.Data;
-        for (int i = 0; i < xs.Length; i++)
-        {
-            float v = xs[i];
-            ys[i] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + GeluA * v * v * v)));
-        }
+        GeluTanh(xs, ys);
+        for (int i = 0; i < xs.Length; i++) ys[i] = 0.5f * xs[i] * (1f + ys[i]);
         return Recording(x) ? Record(y, new GeluNode(x)) : y;
     }
 
@@ -129,14 +126,34 @@ public static partial class Functional
             var xs = x.Data;
             var gs = g.Data;
             var d = gx.Data;
-            for (int i = 0; i < xs.Length; i++)
+            Span<float> ts = stackalloc float[GeluChunk];
+            for (int i0 = 0; i0 < xs.Length; i0 += GeluChunk)
             {
-                float v = xs[i];
-                float t = MathF.Tanh(GeluC * (v + GeluA * v * v * v));
-                float dt = (1f - t * t) * GeluC * (1f + 3f * GeluA * v * v);
-                d[i] += gs[i] * (0.5f * (1f + t) + 0.5f * v * dt);
+                int n = Math.Min(GeluChunk, xs.Length - i0);
+                var t = ts[..n];
+                GeluTanh(xs.Slice(i0, n), t);
+                for (int j = 0; j < n; j++)
+                {
+                    float v = xs[i0 + j];
+                    float dt = (1f - t[j] * t[j]) * GeluC * (1f + 3f * GeluA * v * v);
+                    d[i0 + j] += gs[i0 + j] * (0.5f * (1f + t[j]) + 0.5f * v * dt);
+                }
             }
         }
+    }
+
+    private const int GeluChunk = 1024;  // backward's tanh scratch on the stack (4 KiB)
+
+    // t = tanh(sqrt(2/pi) (x + 0.044715 x^3)) with vectorized passes: a scalar MathF.Tanh per
+    // element was a quarter of a GPT-2 training step.
+    private static void GeluTanh(ReadOnlySpan<float> x, Span<float> t)
+    {
+        TensorPrimitives.Multiply(x, x, t);         // x^2
+        TensorPrimitives.Multiply(t, GeluA, t);     // a x^2
+        TensorPrimitives.Add(t, 1f, t);             // 1 + a x^2
+        TensorPrimitives.Multiply(t, x, t);         // x + a x^3
+        TensorPrimitives.Multiply(t, GeluC, t);
+        TensorPrimitives.Tanh(t, t);
     }
 
     /// <summary>SwiGLU: silu(gate) * up (the LLaMA MLP's gating).</summary>
