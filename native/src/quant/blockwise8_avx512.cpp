@@ -25,19 +25,8 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
     const __m512 v = _mm512_maskz_loadu_ps(k, p);
     return kShift ? _mm512_maskz_sub_ps(k, v, vshift) : v;
   };
-  auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
-  auto absmax_bits = [&](int64_t b) { return block_absmax_bits(x + b * bs, block_len(b), load); };
-  // Block b + 1's absmax is taken before block b is coded, so its reduction and reciprocal
-  // overlap b's search instead of stalling the next block's first compares.
-  uint32_t next = absmax_bits(b0);
-  for (int64_t b = b0; b < b1; ++b) {
-    const int64_t i0 = b * bs, len = block_len(b);
+  const int64_t bad = quantize_blocks(x, n, bs, b0, b1, absmax, load, [&](int64_t i0, int64_t len, __m512 inv) {
     const float* xb = x + i0;
-    const uint32_t mb = next;
-    if (mb >= kNonFiniteBits) return b;
-    if (b + 1 < b1) next = absmax_bits(b + 1);
-    absmax[b] = from_bits(mb);
-    const __m512 inv = _mm512_set1_ps(inv_absmax(absmax[b]));
     auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
     uint8_t* qb = q + i0;
     int64_t i = 0;
@@ -48,9 +37,9 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
       const __mmask16 k = lanes16(len - i);
       _mm_mask_storeu_epi8(qb + i, k, _mm512_cvtepi32_epi8(code(i, k)));
     }
-  }
+  });
   if (stream) _mm_sfence();
-  return -1;
+  return bad;
 }
 
 }  // namespace

@@ -50,19 +50,9 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
                  float* absmax) {
   const Search4<kSignMagnitude> search(t);
   const bool stream = streams(packed, n / 2);
-  auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
   auto load = [](const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); };
-  auto absmax_bits = [&](int64_t b) { return block_absmax_bits(x + b * bs, block_len(b), load); };
-  // One block ahead, as in blockwise8_avx512.cpp: the reduction and reciprocal overlap the search.
-  uint32_t next = absmax_bits(b0);
-  for (int64_t b = b0; b < b1; ++b) {
-    const int64_t i0 = b * bs, len = block_len(b);
+  const int64_t bad = quantize_blocks(x, n, bs, b0, b1, absmax, load, [&](int64_t i0, int64_t len, __m512 inv) {
     const float* xb = x + i0;
-    const uint32_t mb = next;
-    if (mb >= kNonFiniteBits) return b;
-    if (b + 1 < b1) next = absmax_bits(b + 1);
-    absmax[b] = from_bits(mb);
-    const __m512 inv = _mm512_set1_ps(inv_absmax(absmax[b]));
     auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
     uint8_t* pb = packed + i0 / 2;
     int64_t i = 0;
@@ -78,9 +68,9 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
       _mm_mask_storeu_epi8(pb + i / 2, lanes16(left / 2),
                            pack_nibbles(code(i, lanes16(left)), code(i + 16, lanes16(left > 16 ? left - 16 : 0))));
     }
-  }
+  });
   if (stream) _mm_sfence();
-  return -1;
+  return bad;
 }
 
 // Per block, the 16 possible outputs are computed once (code[i] * absmax, the reference's very

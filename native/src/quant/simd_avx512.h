@@ -75,6 +75,26 @@ inline uint32_t block_absmax_bits(const float* xb, int64_t len, Load load) {
   return _mm512_reduce_max_epu32(m);
 }
 
+// Walks blocks [b0, b1) of x: stores each block's absmax, then code_block(i0, len, 1/absmax)
+// codes it. Block b + 1's absmax is taken before block b is coded, so its reduction and
+// reciprocal overlap b's search instead of stalling the next block's first compares.
+// Returns the first block holding a NaN/Inf, or -1.
+template <class Load, class CodeBlock>
+inline int64_t quantize_blocks(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, float* absmax,
+                               Load load, CodeBlock code_block) {
+  auto block_len = [&](int64_t b) { return b * bs + bs < n ? bs : n - b * bs; };
+  auto absmax_bits = [&](int64_t b) { return block_absmax_bits(x + b * bs, block_len(b), load); };
+  uint32_t next = absmax_bits(b0);
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint32_t mb = next;
+    if (mb >= kNonFiniteBits) return b;
+    if (b + 1 < b1) next = absmax_bits(b + 1);
+    absmax[b] = from_bits(mb);
+    code_block(b * bs, block_len(b), _mm512_set1_ps(inv_absmax(absmax[b])));
+  }
+  return -1;
+}
+
 // Nearest 8-bit code from the Code8 midpoint tables (#{i : mid[i] < v}) without gathers, in
 // register-resident binary searches (every count over sorted thresholds is a thermometer code):
 // 5 steps over the 31 group bounds mid[8g + 7], then 3 steps over the 7 midpoints inside group g.
