@@ -109,7 +109,7 @@ public sealed class FinetuneJob : IDisposable
 
     private static (List<TokenizedExample>, IEvaluator, IReadOnlyList<ClassificationExample>?) CausalLmData(FinetuneSettings s, ITokenizer tokenizer)
     {
-        var docs = ReadDocuments(s.Data);
+        var docs = TextDocuments.Read(s.Data);
         var split = DatasetSplit.Split(docs, 0, s.TestFraction, (ulong)s.Seed);
         if (split.Test.Count == 0) throw new ArgumentException($"--data {s.Data}: too few documents ({docs.Count}) to hold some out for evaluation");
         var train = TextPacker.Pack(split.Train, tokenizer, s.SeqLen).ToList();
@@ -153,28 +153,13 @@ public sealed class FinetuneJob : IDisposable
         var rows = data switch
         {
             "spam-assassin" => StdlibDatasets.SpamAssassin().Select(e => e.ToRow()).ToList(),
-            _ when data.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) => JsonlReader.Read(RequireFile(data)).ToList(),
-            _ when data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) => CsvReader.Read(RequireFile(data)).ToList(),
+            _ when data.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) => JsonlReader.Read(TextDocuments.RequireFile(data)).ToList(),
+            _ when data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) => CsvReader.Read(TextDocuments.RequireFile(data)).ToList(),
             _ => throw new ArgumentException($"--data {data}: expected spam-assassin, a .jsonl or a .csv file"),
         };
         return rows.Count > 0 ? rows : throw new ArgumentException($"--data {data}: no examples");
     }
 
-    private static IReadOnlyList<string> ReadDocuments(string data)
-    {
-        var docs = data switch
-        {
-            "moby-dick" => StdlibDatasets.MobyDick().Select(r => r["text"]).ToList(),
-            "sotu" => StdlibDatasets.Sotu().Select(r => r["text"]).ToList(),
-            _ when data.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) =>
-                JsonlReader.Read(RequireFile(data)).Select((r, i) => r.TryGetValue("text", out var t) ? t : throw new KeyNotFoundException($"--data {data}: record {i + 1} has no 'text' field")).ToList(),
-            _ => PlainText.ReadDocuments(RequireFile(data)).ToList(),
-        };
-        docs = docs.Where(d => !string.IsNullOrWhiteSpace(d)).ToList();
-        return docs.Count > 0 ? docs : throw new ArgumentException($"--data {data}: no text");
-    }
-
-    private static string RequireFile(string path) => File.Exists(path) ? path : throw new FileNotFoundException($"--data {path}: file not found", path);
 
     public void Dispose()
     {
