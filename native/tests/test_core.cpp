@@ -55,3 +55,19 @@ TEST(Core, MemoryAccountingTracksLiveAndPeak) {
   EXPECT_EQ(after.live_bytes, before.live_bytes);
   EXPECT_EQ(nq_buffer_alloc(0, &p), NQ_ERR_INVALID_ARGUMENT);
 }
+
+// Buffers of 4 MiB and more are huge-page candidates: their block starts on a 2 MiB boundary (the 64-byte
+// header sits in front of the payload), and accounting and alignment are unchanged.
+TEST(Core, LargeBuffersStartOnAHugePageBoundary) {
+  nq_memory_stats before{}, during{};
+  ASSERT_EQ(nq_memory_stats_get(&before), NQ_OK);
+  const uint64_t bytes = (uint64_t(8) << 20) + 12345;
+  void* p = nullptr;
+  ASSERT_EQ(nq_buffer_alloc(bytes, &p), NQ_OK);
+  EXPECT_EQ((reinterpret_cast<uintptr_t>(p) - 64) % (uintptr_t(2) << 20), 0u);
+  std::memset(p, 0x5a, bytes);
+  EXPECT_EQ(static_cast<unsigned char*>(p)[bytes - 1], 0x5a);
+  ASSERT_EQ(nq_memory_stats_get(&during), NQ_OK);
+  EXPECT_EQ(during.live_bytes, before.live_bytes + bytes);
+  ASSERT_EQ(nq_buffer_free(p), NQ_OK);
+}

@@ -1,5 +1,7 @@
 // 64-byte aligned native buffers with live/peak accounting (the memory promise:
 // every run can say what its native tensors take).
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +18,20 @@ struct alignas(kAlign) BlockHeader {
 };
 static_assert(sizeof(BlockHeader) == kAlign, "header must keep the payload 64-byte aligned");
 constexpr uint64_t kMagic = 0x4e51425546464552ull;  // "NQBUFFER"
+
+// Large buffers (weights, activations, streamed kernel inputs) start on a 2 MiB boundary and ask for
+// transparent huge pages: streaming 64M floats through 4 KiB pages measured 10-14% slower (page walks)
+// on the target box, whose THP mode is `madvise`. Only virtual space is padded, not resident memory.
+constexpr uint64_t kHugePage = uint64_t(2) << 20;
+constexpr uint64_t kHugeFrom = uint64_t(4) << 20;
+
+void* allocate(uint64_t total) {
+  if (total < kHugeFrom) return std::aligned_alloc(kAlign, total);
+  void* raw = nullptr;
+  if (posix_memalign(&raw, kHugePage, total) != 0) return nullptr;
+  madvise(raw, total, MADV_HUGEPAGE);  // advice only: without THP the buffer keeps 4 KiB pages
+  return raw;
+}
 
 std::atomic<uint64_t> g_live{0}, g_peak{0}, g_buffers{0}, g_allocs{0};
 
@@ -36,7 +52,7 @@ NQ_API nq_status nq_buffer_alloc(uint64_t bytes, void** out_ptr) {
            "nq_buffer_alloc: argument 'bytes' must be in 1..2^46, got %llu",
            static_cast<unsigned long long>(bytes));
   const uint64_t total = (bytes + sizeof(BlockHeader) + kAlign - 1) / kAlign * kAlign;
-  void* raw = std::aligned_alloc(kAlign, total);
+  void* raw = allocate(total);
   NQ_CHECK(raw != nullptr, NQ_ERR_OUT_OF_MEMORY, "nq_buffer_alloc: could not allocate %llu bytes",
            static_cast<unsigned long long>(bytes));
   auto* h = static_cast<BlockHeader*>(raw);
