@@ -70,6 +70,18 @@ void BM_blockwise8_quantize(benchmark::State& s) {
     return nq_blockwise8_quantize(d.x.data(), kN, 256, d.code.data(), d.q.data(), d.absmax.data());
   });
 }
+// Compute cost without memory stalls: 64K elements (256 KB, L2-resident) on one thread, CPU time.
+void BM_blockwise8_quantize_l2(benchmark::State& s) {
+  constexpr int64_t n = int64_t(1) << 16;
+  Data& d = data();
+  nq_threads_set(1);
+  nq_cpu_isa_set_max(static_cast<nq_isa>(s.range(0)));
+  for (auto _ : s)
+    benchmark::DoNotOptimize(nq_blockwise8_quantize(d.x.data(), n, 256, d.code.data(), d.q.data(), d.absmax.data()));
+  nq_cpu_isa_set_max(NQ_ISA_AVX512_BF16);
+  s.counters["ns/elem"] =
+      benchmark::Counter(s.iterations() * n * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
 void BM_blockwise8_dequantize(benchmark::State& s) {
   run(s, 5 + 4.0 / 256, [](Data& d) {
     return nq_blockwise8_dequantize(d.q.data(), d.absmax.data(), kN, 256, d.code.data(), d.y.data());
@@ -112,6 +124,7 @@ void BM_int8_zeropoint_quantize(benchmark::State& s) {
 
 #define NQ_QUANT_BENCH(fn) BENCHMARK(fn)->Arg(NQ_ISA_SCALAR)->Arg(NQ_ISA_AVX2)->Arg(NQ_ISA_AVX512)->Unit(benchmark::kMillisecond)->UseRealTime()
 NQ_QUANT_BENCH(BM_blockwise8_quantize);
+BENCHMARK(BM_blockwise8_quantize_l2)->DenseRange(NQ_ISA_SCALAR, NQ_ISA_AVX512)->Unit(benchmark::kMicrosecond);
 NQ_QUANT_BENCH(BM_blockwise8_dequantize);
 NQ_QUANT_BENCH(BM_nf4_quantize);
 NQ_QUANT_BENCH(BM_fp4_quantize);

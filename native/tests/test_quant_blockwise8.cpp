@@ -1,7 +1,9 @@
 // Dynamic map, blockwise 8-bit quantization and double quantization of absmax.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
+#include "quant/quant.h"
 #include "test_quant_util.h"
 
 namespace {
@@ -156,32 +158,46 @@ TEST(Blockwise8, EveryIsaIsByteIdenticalToReference) {
   }
 }
 
-TEST(Blockwise8, MatchesDoublePrecisionNearestCode) {
+TEST(Blockwise8, DynamicMapsFitTheBucketTable) {
+  // The AVX-512 path searches large inputs with one gather when the code fits Code8's bucket
+  // table: both of bnb's maps must, or quantization falls back to the slower midpoint search.
   for (int s = 0; s < 2; ++s) {
     const auto code = dynamic_map(s == 1);
-    const int bs = 256;
-    const int64_t n = 40000;
-    const auto x = s ? qt::randn(n, 7, 0.3f) : qt::randu(n, 8, 0.0f, 5.0f);
-    for (nq_isa isa : qt::isas()) {
-      std::vector<uint8_t> q;
-      std::vector<float> a;
-      quantize8(isa, x, bs, code, 0, q, a);
-      std::vector<float> y = qt::nan_filled(n);
-      {
-        qt::IsaScope scope(isa);
-        ASSERT_EQ(nq_blockwise8_dequantize(q.data(), a.data(), n, bs, code.data(), y.data()), NQ_OK);
-      }
-      for (int64_t b = 0; b * bs < n; ++b) {
-        double m = 0;
-        for (int64_t i = b * bs; i < std::min<int64_t>(n, (b + 1) * bs); ++i) m = std::max(m, std::fabs(double(x[i])));
-        ASSERT_EQ(double(a[b]), m) << "absmax is the exact max |x| of block " << b;
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        const double v = double(x[i]) / double(a[i / bs]);
-        double best = 1e30;
-        for (float c : code) best = std::min(best, std::fabs(double(c) - v));
-        ASSERT_LE(std::fabs(double(code[q[i]]) - v), best + kTieSlack) << "i=" << i << " isa=" << isa;
-        ASSERT_EQ(double(y[i]), double(float(double(code[q[i]]) * double(a[i / bs])))) << "dequant i=" << i;
+    auto t = std::make_unique<nq::quant::Code8>();
+    nq::quant::code8_init(code.data(), t.get());
+    EXPECT_TRUE(nq::quant::code8_buckets_init(t.get())) << "signed=" << s;
+  }
+}
+
+TEST(Blockwise8, MatchesDoublePrecisionNearestCode) {
+  // n below and above kCode8BucketMinElements: the midpoint search and the bucket search
+  for (int64_t n : {nq::quant::kCode8BucketMinElements - 3, nq::quant::kCode8BucketMinElements + 40000}) {
+    for (int s = 0; s < 2; ++s) {
+      const auto code = dynamic_map(s == 1);
+      const int bs = 256;
+      const auto x = s ? qt::randn(n, 7, 0.3f) : qt::randu(n, 8, 0.0f, 5.0f);
+      for (nq_isa isa : qt::isas()) {
+        std::vector<uint8_t> q;
+        std::vector<float> a;
+        quantize8(isa, x, bs, code, 0, q, a);
+        std::vector<float> y = qt::nan_filled(n);
+        {
+          qt::IsaScope scope(isa);
+          ASSERT_EQ(nq_blockwise8_dequantize(q.data(), a.data(), n, bs, code.data(), y.data()), NQ_OK);
+        }
+        for (int64_t b = 0; b * bs < n; ++b) {
+          double m = 0;
+          for (int64_t i = b * bs; i < std::min<int64_t>(n, (b + 1) * bs); ++i)
+            m = std::max(m, std::fabs(double(x[i])));
+          ASSERT_EQ(double(a[b]), m) << "absmax is the exact max |x| of block " << b;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          const double v = double(x[i]) / double(a[i / bs]);
+          double best = 1e30;
+          for (float c : code) best = std::min(best, std::fabs(double(c) - v));
+          ASSERT_LE(std::fabs(double(code[q[i]]) - v), best + kTieSlack) << "i=" << i << " isa=" << isa;
+          ASSERT_EQ(double(y[i]), double(float(double(code[q[i]]) * double(a[i / bs])))) << "dequant i=" << i;
+        }
       }
     }
   }

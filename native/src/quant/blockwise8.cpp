@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/cpu.h"
 #include "quant/abi_util.h"
 #include "quant/quant.h"
 
@@ -71,6 +72,7 @@ nq_status quantize8(const char* fn, const char* xname, const float* x, int64_t n
   NQ_CHECK_NO_OVERLAP(fn, absmax, blocks * 4, code, 256 * 4);
   Code8 t;
   code8_init(code, &t);
+  if (n >= kCode8BucketMinElements && nq::cpu::use(NQ_ISA_AVX512)) code8_buckets_init(&t);  // read by AVX-512 only
   const Kernels& k = kernels();
   const int64_t bad = for_block_ranges(blocks, n, [&](int64_t b0, int64_t b1) {
     return k.blockwise8_quantize(x, n, blocksize, b0, b1, shift, t, q, absmax);

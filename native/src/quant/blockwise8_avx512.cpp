@@ -1,6 +1,9 @@
-// AVX-512 blockwise 8-bit kernels. The nearest-code search is Search8 (register-resident,
-// no gathers); 64 codes at a time are narrowed with packs (cheaper than vpmovdb) and, for
-// large aligned outputs, written with streaming stores.
+// AVX-512 blockwise 8-bit kernels. The nearest-code search is BucketSearch8 (one gather from
+// Code8's bucket table) when the table was built, else Search8 (register-resident); 64 codes
+// at a time are narrowed with packs (cheaper than vpmovdb) and, for large aligned outputs,
+// written with streaming stores.
+#include <cfloat>
+
 #include "quant/quant.h"
 #include "quant/simd_avx512.h"
 
@@ -15,10 +18,9 @@ inline __m512i pack_bytes64(__m512i i0, __m512i i1, __m512i i2, __m512i i3) {
 }
 
 // kShift: subtract `shift` first (double quantization); x - 0.0f == x, so skipping it is exact.
-template <bool kShift>
+template <bool kShift, class Search>
 int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, float shift, const Code8& t,
-                 uint8_t* q, float* absmax) {
-  const Search8 search(t);
+                 const Search& search, uint8_t* q, float* absmax) {
   const __m512 vshift = _mm512_set1_ps(shift);
   const bool stream = streams(q, n);
   auto load = [&](const float* p, __mmask16 k) {  // lanes outside k are 0 (they join the absmax)
@@ -27,8 +29,14 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
   };
   const int64_t bad = quantize_blocks(x, n, bs, b0, b1, absmax, load, [&](int64_t i0, int64_t len, __m512 inv) {
     const float* xb = x + i0;
-    auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
     uint8_t* qb = q + i0;
+    if (const float s = _mm512_cvtss_f32(inv); !(s <= FLT_MAX)) {
+      // 1/absmax overflowed (denormal absmax): x * inf is +-inf or NaN, and BucketSearch8
+      // orders NaN unlike the reference's compares, so such blocks take the reference.
+      for (int64_t i = 0; i < len; ++i) qb[i] = static_cast<uint8_t>(code8_index(t, (xb[i] - shift) * s));
+      return;
+    }
+    auto code = [&](int64_t i, __mmask16 k) { return search.index(_mm512_mul_ps(load(xb + i, k), inv)); };
     int64_t i = 0;
     for (; i + 64 <= len; i += 64)  // bs is a multiple of 64: only a partial last block has a tail
       store64(qb + i, pack_bytes64(code(i, 0xffff), code(i + 16, 0xffff), code(i + 32, 0xffff), code(i + 48, 0xffff)),
@@ -46,8 +54,11 @@ int64_t quantize(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1, 
 
 int64_t blockwise8_quantize_avx512(const float* x, int64_t n, int64_t bs, int64_t b0, int64_t b1,
                                    float shift, const Code8& t, uint8_t* q, float* absmax) {
-  return shift == 0.0f ? quantize<false>(x, n, bs, b0, b1, shift, t, q, absmax)
-                       : quantize<true>(x, n, bs, b0, b1, shift, t, q, absmax);
+  auto run = [&](const auto& search) {
+    return shift == 0.0f ? quantize<false>(x, n, bs, b0, b1, shift, t, search, q, absmax)
+                         : quantize<true>(x, n, bs, b0, b1, shift, t, search, q, absmax);
+  };
+  return t.bucket_shift >= 0 ? run(BucketSearch8(t)) : run(Search8(t));
 }
 
 void blockwise8_dequantize_avx512(const uint8_t* q, const float* absmax, int64_t n, int64_t bs,

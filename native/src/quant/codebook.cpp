@@ -113,6 +113,62 @@ void code8_init(const float* code, Code8* t) {
   for (int g = 0; g < 32; ++g)
     for (int j = 0; j < 7; ++j) t->fine[j][g] = t->mid[8 * g + j];
   for (int k = 0; k < 8; ++k) t->coarse8[k] = k < 7 ? t->mid[32 * k + 31] : kInf;
+  t->bucket_shift = -1;
+}
+
+namespace {
+
+// Search key of a finite float (see Code8) for a given floor; -0 keys as +0, as `v > mid` sees it.
+int32_t bucket_key(float f, uint32_t floor_bits) {
+  const uint32_t a = abs_bits(f);
+  const int32_t k = static_cast<int32_t>(std::max(a, floor_bits) - floor_bits);
+  return std::signbit(f) && a != 0 ? ~k : k;
+}
+
+}  // namespace
+
+bool code8_buckets_init(Code8* t) {
+  t->bucket_shift = -1;
+  constexpr int n = 255;
+  // Infinite midpoints (codes near +-FLT_MAX) would need their own keys: leave such codes to
+  // the midpoint search.
+  uint32_t min_abs = kNonFiniteBits;
+  for (int i = 0; i < n; ++i) {
+    if (abs_bits(t->mid[i]) >= kNonFiniteBits) return false;
+    min_abs = std::min(min_abs, abs_bits(t->mid[i]));
+  }
+  // Every |v| up to just under the smallest |midpoint| counts alike: clamping |v| up to there
+  // removes the empty key range around zero from the table.
+  const uint32_t floor_bits = min_abs == 0 ? 0 : min_abs - 1;
+  int32_t key[n];
+  for (int i = 0; i < n; ++i) key[i] = bucket_key(t->mid[i], floor_bits);
+  // Largest shift that keeps consecutive keys (sorted, as the midpoints are) in different buckets.
+  int shift = 24;  // the entry's low 24 bits hold the in-bucket threshold
+  for (int i = 0; i + 1 < n; ++i) {
+    if (key[i] == key[i + 1]) return false;
+    shift = std::min(shift, 31 - __builtin_clz(static_cast<uint32_t>(key[i] ^ key[i + 1])));
+  }
+  // Keys beyond the outermost midpoints all count alike; the clamp range keeps 0 and -1 (the floor).
+  const int32_t key_lo = std::min(key[0] - 1, -1), key_hi = std::max(key[n - 1] + 1, 0);
+  const int32_t first = key_lo >> shift, last = key_hi >> shift;
+  if (last - first + 1 > Code8::kMaxBuckets) return false;
+  // Bucket b holds (j << 24) + x - (b << shift), j = midpoints below it: adding a key k of the
+  // bucket gives (j << 24) + x + (k - (b << shift)), which carries into j exactly when k is above
+  // the bucket's midpoint: x = 2^24 - 1 - (its key - (b << shift)), or 2^24 - 2^shift if none.
+  // (All modulo 2^32.)
+  const int64_t width = int64_t(1) << shift;
+  uint32_t* entry = t->bucket - first;
+  for (int32_t j = 0, b = first; j <= n; ++j) {
+    for (const int32_t stop = j < n ? key[j] >> shift : last + 1; b < stop; ++b)
+      entry[b] = ((j + 1u) << 24) - static_cast<uint32_t>((b + 1) * width);
+    if (j < n) entry[b++] = ((j + 1u) << 24) - 1u - static_cast<uint32_t>(key[j]);
+  }
+  t->floor_bits = floor_bits;
+  t->key_lo = key_lo;
+  t->key_hi = key_hi;
+  t->first_bucket = first;
+  t->bucket_shift = shift;
+  return true;
 }
 
 const Code4& code4(nq_quant4_type type) {
