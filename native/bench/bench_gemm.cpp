@@ -4,7 +4,10 @@
 // measured peak for that instruction mix), GBps for GEMV (bytes of the stored weight).
 #include <benchmark/benchmark.h>
 
+#include <time.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -43,6 +46,17 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
+// QLoRA training shapes: GPT-2 small at seq 256 (c_attn, attn c_proj, c_fc, mlp c_proj, the
+// tied 50257 x 768 head, c_attn's LoRA r = 8 A and B) and the M = 512 LLaMA-7B shapes.
+// (N, K) of the weight W.
+void train_shapes(benchmark::internal::Benchmark* b) {
+  const int64_t nk[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}, {50257, 768}, {8, 768}, {2304, 8}};
+  for (auto& s : nk) b->Args({256, s[0], s[1]});
+  b->Args({512, 4096, 4096})->Args({512, 11008, 4096});
+  // CPU time of all threads: on a shared box it moves far less than wall time.
+  b->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
+}
+
 void set_rate(benchmark::State& st, double flops_per_iter, double floor) {
   st.counters["GFLOPS"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["floor_ratio"] =
@@ -53,15 +67,21 @@ void check(nq_status s, benchmark::State& st) {
   if (s != NQ_OK) st.SkipWithError(nq_last_error_message());
 }
 
-// Y = X W^T, fp32.
-void BM_GemmF32(benchmark::State& st) {
+// fp32 forward Y = X W^T, or backward dX += dY W (as the autograd's linear backward calls it).
+void gemm_f32_bench(benchmark::State& st, bool backward) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-  auto x = randn(size_t(m * k), 1), w = randn(size_t(n * k), 2);
-  std::vector<float> y(size_t(m * n));
-  for (auto _ : st) check(nq_gemm_f32(0, 1, m, n, k, x.data(), w.data(), 0.0f, nullptr, y.data()), st);
+  auto x = randn(size_t(m * (backward ? n : k)), 1), w = randn(size_t(n * k), 2);
+  std::vector<float> y(size_t(m * (backward ? k : n)));
+  for (auto _ : st)
+    check(backward ? nq_gemm_f32(0, 0, m, k, n, x.data(), w.data(), 1.0f, nullptr, y.data())
+                   : nq_gemm_f32(0, 1, m, n, k, x.data(), w.data(), 0.0f, nullptr, y.data()),
+          st);
   set_rate(st, 2.0 * m * n * k, kFloorF32Gflops);
 }
+void BM_GemmF32(benchmark::State& st) { gemm_f32_bench(st, false); }
 BENCHMARK(BM_GemmF32)->Apply(shapes);
+BENCHMARK_CAPTURE(gemm_f32_bench, train_fwd, false)->Apply(train_shapes);
+BENCHMARK_CAPTURE(gemm_f32_bench, train_bwd, true)->Apply(train_shapes);
 
 // Y = X W^T with bf16 inputs.
 void BM_GemmBf16(benchmark::State& st) {
@@ -75,17 +95,24 @@ BENCHMARK(BM_GemmBf16)->Apply(shapes);
 
 // An NF4 weight (blocksize 64, plain absmax) quantized by the library; `copies` distinct
 // copies let GEMV benchmarks stream weights larger than the last-level cache.
+// double_quant: absmax compressed as bitsandbytes' compress_statistics (8-bit codes, nested
+// blocks of 256).
 struct Nf4Weights {
-  std::vector<std::vector<uint8_t>> packed;
-  std::vector<std::vector<float>> absmax;
+  std::vector<std::vector<uint8_t>> packed, absmax_q;
+  std::vector<std::vector<float>> absmax, nested;
+  std::vector<float> dyn_code = std::vector<float>(256);
   std::vector<nq_quant4_weight> w;
-  Nf4Weights(int64_t n, int64_t k, int copies) {
+  Nf4Weights(int64_t n, int64_t k, int copies, bool double_quant = false) {
     const auto wf = randn(size_t(n * k), 3);
+    const int64_t blocks = n * k / 64;
+    nq_dynamic_map_create(1, dyn_code.data());
     packed.resize(size_t(copies));
     absmax.resize(size_t(copies));
+    absmax_q.resize(size_t(copies));
+    nested.resize(size_t(copies));
     for (int c = 0; c < copies; ++c) {
       packed[c].resize(size_t(n * k / 2));
-      absmax[c].resize(size_t(n * k / 64));
+      absmax[c].resize(size_t(blocks));
       nq_quant4_quantize(NQ_QUANT4_NF4, wf.data(), n * k, 64, packed[c].data(), absmax[c].data());
       nq_quant4_weight q{};
       q.packed = packed[c].data();
@@ -94,6 +121,17 @@ struct Nf4Weights {
       q.k = k;
       q.blocksize = 64;
       q.type = NQ_QUANT4_NF4;
+      if (double_quant) {
+        absmax_q[c].resize(size_t(blocks));
+        nested[c].resize(size_t((blocks + 255) / 256));
+        nq_absmax_compress(absmax[c].data(), blocks, 256, dyn_code.data(), absmax_q[c].data(), nested[c].data(),
+                           &q.nested_offset);
+        q.absmax = nullptr;
+        q.absmax_q = absmax_q[c].data();
+        q.nested_absmax = nested[c].data();
+        q.nested_code = dyn_code.data();
+        q.nested_blocksize = 256;
+      }
       w.push_back(q);
     }
   }
@@ -118,6 +156,30 @@ void BM_Nf4Gemm(benchmark::State& st, nq_compute_type ct) {
 }
 BENCHMARK_CAPTURE(BM_Nf4Gemm, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f32, NQ_COMPUTE_F32)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Nf4Gemm, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
+
+// Decode-shaped NF4 GEMV (M = 1, 4; fp32 compute) at stories15M, GPT-2 and LLaMA-7B shapes,
+// with plain and double-quantized absmax; GBps counts the stored bytes (codes + absmax).
+// Copies of W rotate so that every call streams W from L3 or DRAM, as in decoding.
+void BM_Nf4Gemv(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  const bool dq = st.range(3) != 0;
+  Nf4Weights q(n, k, copies_for(n, k), dq);
+  auto x = randn(size_t(m * k), 1);
+  std::vector<float> y(size_t(m * n));
+  size_t c = 0;
+  for (auto _ : st) check(nq_quant4_gemm(x.data(), m, &q.w[c++ % q.w.size()], nullptr, NQ_COMPUTE_F32, y.data()), st);
+  const double bytes = double(n) * k / 2 + double(n) * k / 64 * (dq ? 1 : 4);
+  st.counters["GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Nf4Gemv)->Apply([](benchmark::internal::Benchmark* b) {
+  const int64_t nk[][2] = {{32000, 288}, {288, 288}, {768, 288}, {288, 768},
+                           {2304, 768},  {768, 3072}, {11008, 4096}};
+  for (int64_t m : {1, 4})
+    for (int64_t dq : {0, 1})
+      for (auto& s : nk) b->Args({m, s[0], s[1], dq});
+  b->ArgNames({"M", "N", "K", "dq"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+});
 
 void BM_Nf4Backward(benchmark::State& st, nq_compute_type ct) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
@@ -128,6 +190,7 @@ void BM_Nf4Backward(benchmark::State& st, nq_compute_type ct) {
   set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : kFloorF32Gflops);
 }
 BENCHMARK_CAPTURE(BM_Nf4Backward, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Nf4Backward, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
 
 // LLM.int8() with 0.1% planted outlier columns (|x| = 20) at threshold 6.
 void BM_Int8Matmul(benchmark::State& st) {
@@ -149,35 +212,96 @@ void BM_Int8Matmul(benchmark::State& st) {
 }
 BENCHMARK(BM_Int8Matmul)->Apply(shapes);
 
-void BM_Int8Backward(benchmark::State& st) {
+void BM_Int8Backward(benchmark::State& st, nq_compute_type ct) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   auto dy = randn(size_t(m * n), 1), wf = randn(size_t(n * k), 2);
   std::vector<int8_t> w(size_t(n * k));
   std::vector<float> scb(static_cast<size_t>(n)), dx(size_t(m * k));
   nq_int8_rowwise_quantize(wf.data(), n, k, w.data(), scb.data());
   for (auto _ : st)
-    check(nq_int8_matmul_backward(dy.data(), m, n, w.data(), scb.data(), k, NQ_COMPUTE_BF16, 0.0f, dx.data()), st);
-  set_rate(st, 2.0 * m * n * k, kFloorBf16Gflops);
+    check(nq_int8_matmul_backward(dy.data(), m, n, w.data(), scb.data(), k, ct, 0.0f, dx.data()), st);
+  set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_INT8 ? kFloorVnniGops : kFloorBf16Gflops);
 }
-BENCHMARK(BM_Int8Backward)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Int8Backward, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Int8Backward, int8, NQ_COMPUTE_INT8)->Apply(shapes);
+
+double process_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// LLM.int8() forward (as BM_Int8Matmul) and the backward dX = dY W (beta = 1, as the autograd
+// accumulates) alternated inside every iteration, so load on a shared box hits both alike.
+// Counters: each one's GOPS (wall) and backward / forward time, by wall and by process CPU time.
+void BM_Int8TrainPair(benchmark::State& st, nq_compute_type ct) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randn(size_t(m * k), 1), wf = randn(size_t(n * k), 2), dy = randn(size_t(m * n), 3);
+  for (int64_t c = 0; c < k; c += 1000)
+    for (int64_t i = 0; i < m; ++i) x[size_t(i * k + c)] = 20.0f;
+  std::vector<int8_t> w(size_t(n * k));
+  std::vector<float> scb(static_cast<size_t>(n)), y(size_t(m * n)), dx(size_t(m * k));
+  nq_int8_rowwise_quantize(wf.data(), n, k, w.data(), scb.data());
+  std::vector<int32_t> cols(static_cast<size_t>(k));
+  int64_t count = 0;
+  double wall[2] = {0, 0}, cpu[2] = {0, 0};
+  for (auto _ : st) {
+    const auto w0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_seconds();
+    check(nq_int8_matmul(x.data(), m, k, w.data(), scb.data(), n, 6.0f, nullptr, NQ_COMPUTE_BF16, y.data(),
+                         cols.data(), k, &count),
+          st);
+    const auto w1 = std::chrono::steady_clock::now();
+    const double c1 = process_cpu_seconds();
+    check(nq_int8_matmul_backward(dy.data(), m, n, w.data(), scb.data(), k, ct, 1.0f, dx.data()), st);
+    const auto w2 = std::chrono::steady_clock::now();
+    const double c2 = process_cpu_seconds();
+    wall[0] += std::chrono::duration<double>(w1 - w0).count();
+    wall[1] += std::chrono::duration<double>(w2 - w1).count();
+    cpu[0] += c1 - c0;
+    cpu[1] += c2 - c1;
+  }
+  const double ops = 2.0 * m * n * k * double(st.iterations());
+  st.counters["fwd_GOPS"] = ops * 1e-9 / wall[0];
+  st.counters["bwd_GOPS"] = ops * 1e-9 / wall[1];
+  st.counters["bwd_fwd_wall"] = wall[1] / wall[0];
+  st.counters["bwd_fwd_cpu"] = cpu[1] / cpu[0];
+}
+void int8_train_shapes(benchmark::internal::Benchmark* b) {
+  const int64_t nk[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
+  for (auto& s : nk) b->Args({256, s[0], s[1]});
+  b->Args({512, 4096, 4096});
+  b->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
+}
+BENCHMARK_CAPTURE(BM_Int8TrainPair, int8, NQ_COMPUTE_INT8)->Apply(int8_train_shapes);
+BENCHMARK_CAPTURE(BM_Int8TrainPair, bf16, NQ_COMPUTE_BF16)->Apply(int8_train_shapes);
 
 #ifdef NQ_HAVE_OPENBLAS
-void BM_OpenBlasSgemm(benchmark::State& st) {
+// Same products as gemm_f32_bench.
+void openblas_bench(benchmark::State& st, bool backward) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-  auto x = randn(size_t(m * k), 1), w = randn(size_t(n * k), 2);
-  std::vector<float> y(size_t(m * n));
+  auto x = randn(size_t(m * (backward ? n : k)), 1), w = randn(size_t(n * k), 2);
+  std::vector<float> y(size_t(m * (backward ? k : n)));
   int32_t threads = 1;
   nq_threads_get(&threads);
   openblas_set_num_threads(threads);
-  for (auto _ : st)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x.data(), int(k),
-                w.data(), int(k), 0.0f, y.data(), int(n));
+  for (auto _ : st) {
+    if (backward)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(k), int(n), 1.0f, x.data(), int(n),
+                  w.data(), int(k), 1.0f, y.data(), int(k));
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k), 1.0f, x.data(), int(k),
+                  w.data(), int(k), 0.0f, y.data(), int(n));
+  }
   set_rate(st, 2.0 * m * n * k, kFloorF32Gflops);
   // OpenBLAS 0.3.21 (Debian 12) detects Zen 5 as "Prescott" (SSE3 kernels); run with
   // OPENBLAS_CORETYPE=SkylakeX for a fair peer. The label records which kernel ran.
   st.SetLabel(openblas_get_corename());
 }
+void BM_OpenBlasSgemm(benchmark::State& st) { openblas_bench(st, false); }
 BENCHMARK(BM_OpenBlasSgemm)->Apply(shapes);
+BENCHMARK_CAPTURE(openblas_bench, train_fwd, false)->Apply(train_shapes);
+BENCHMARK_CAPTURE(openblas_bench, train_bwd, true)->Apply(train_shapes);
 #endif
 
 #ifdef NQ_HAVE_DNNL

@@ -263,10 +263,13 @@ NQ_API nq_status nq_error_stats_compute(const float* reference, const float* app
  * ---------------------------------------------------------------------------------- */
 
 /* Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
- * with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs). */
+ * with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs), or int8 operands with int32
+ * accumulation. NQ_COMPUTE_INT8 is accepted only by nq_int8_matmul_backward (see there);
+ * every other kernel rejects it with NQ_ERR_INVALID_ARGUMENT. */
 typedef enum nq_compute_type {
   NQ_COMPUTE_F32 = 0,
-  NQ_COMPUTE_BF16 = 1
+  NQ_COMPUTE_BF16 = 1,
+  NQ_COMPUTE_INT8 = 2
 } nq_compute_type;
 
 /* C (M,N) = beta*C + op(A) op(B) + bias.
@@ -329,8 +332,14 @@ NQ_API nq_status nq_int8_matmul_bf16(const uint16_t* x, int64_t m, int64_t k, co
                                      nq_compute_type outlier_compute, float* y, int32_t* outlier_cols,
                                      int64_t outlier_capacity, int64_t* out_outlier_count);
 
-/* Backward of LLM.int8(): dX (M,K) = beta*dX + dY (M,N) (W * scb / 127), dequantizing the
- * stored int8 W tile by tile in `compute` precision (W is not re-quantized). */
+/* Backward of LLM.int8(): dX (M,K) = beta*dX + dY (M,N) (W * scb / 127) for the stored int8 W
+ * (W is never re-quantized).
+ * NQ_COMPUTE_F32 / NQ_COMPUTE_BF16: W is dequantized tile by tile and multiplied in that precision.
+ * NQ_COMPUTE_INT8 (SwitchBack's input gradient, Wortsman et al. 2023): G = dY * scb / 127 is
+ * quantized per row like X in the forward (absmax_i = max_n |G[i,n]|, q = round-half-even(G *
+ * 127 / absmax_i)) and dX = beta*dX + absmax_i / 127 * sum_n q[i,n] W[n,k] with int32
+ * accumulation: the forward's speed and int8-class error (~1% of the norm on randn data);
+ * requires N <= 65536. */
 NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, const int8_t* w,
                                          const float* scb, int64_t k, nq_compute_type compute, float beta,
                                          float* dx);

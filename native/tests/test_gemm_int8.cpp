@@ -1,7 +1,9 @@
 // LLM.int8() forward (fp32 and bf16 X) and backward: vs the scalar reference, vs an explicit
 // decomposition built from the library's quantization primitives, vs fp32 in double, with
-// planted outlier columns, extreme values at K = 65536 and bad arguments.
+// planted outlier columns, extreme values at K = 65536 and bad arguments; the int8-compute
+// backward vs its reference (bit for bit), float64 and a worst-case element bound, at N = 65536.
 #include <algorithm>
+#include <cstring>
 
 #include "gemm/gemm_int8.h"
 #include "test_gemm_common.h"
@@ -21,6 +23,9 @@ constexpr double kSameMathRelTol = 1e-5;
 constexpr double kOutlierGainMin = 3.0;
 // fp32 / bf16 backward against the double product of the dequantised W.
 constexpr double kF32RelTol = 1e-5, kBf16RelTol = 1e-2;
+// Int8 backward element bound: each of G's N products is off by at most half a step of its
+// row (absmax_i / 127 / 2) times |W|; the slack covers fp32 rounding of G and the epilogue.
+constexpr double kInt8BwdFpSlack = 1e-5;
 
 struct W8 {
   std::vector<int8_t> q;
@@ -230,6 +235,89 @@ TEST(GemmInt8, BackwardMatchesDequantisedProduct) {
   }
 }
 
+// Int8 backward shapes: odd N (the reduction: partial last k-quad, KC = 1536 crossed with a
+// remainder), K around the 32-column interleave and 64-column panel edges, M = 1, and
+// {70, 1001, 300} above the serial cut-off (threads split dX's columns).
+const Case kBwdCases[] = {{1, 3, 5},      {1, 4099, 33},  {2, 1, 1},     {7, 1537, 65}, {13, 2050, 200},
+                          {6, 130, 4096}, {37, 603, 130}, {64, 256, 96}, {5, 4, 1027},  {70, 1001, 300}};
+
+TEST(GemmInt8, Int8BackwardMatchesReferenceAndFp64) {
+  uint64_t seed = 1200;
+  for (const Case& cs : kBwdCases) {
+    const W8 w = make_w(cs.n, cs.k, seed++);
+    const auto dy = randn(size_t(cs.m * cs.n), seed++), dx0 = randn(size_t(cs.m * cs.k), seed++);
+    // float64 product and the worst-case int8 error bound per element.
+    std::vector<double> prod(dx0.size()), bound(dx0.size());
+    for (int64_t i = 0; i < cs.m; ++i) {
+      double amax = 0;
+      for (int64_t j = 0; j < cs.n; ++j) amax = std::max(amax, std::fabs(double(dy[i * cs.n + j]) * w.scb[j] / 127));
+      for (int64_t c = 0; c < cs.k; ++c) {
+        double a = 0, wsum = 0, gsum = 0;
+        for (int64_t j = 0; j < cs.n; ++j) {
+          const double g = double(dy[i * cs.n + j]) * w.scb[j] / 127, q = w.q[j * cs.k + c];
+          a += g * q;
+          wsum += std::fabs(q);
+          gsum += std::fabs(g * q);
+        }
+        prod[i * cs.k + c] = a;
+        bound[i * cs.k + c] = 0.5 * amax / 127 * wsum * (1 + kInt8BwdFpSlack) + kInt8BwdFpSlack * gsum;
+      }
+    }
+    for (float beta : {0.0f, 1.0f, 0.5f}) {
+      std::vector<double> exact(dx0.size());
+      for (size_t e = 0; e < exact.size(); ++e) exact[e] = double(beta) * dx0[e] + prod[e];
+      auto ref = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+      nq::gemm::int8_matmul_backward_ref(dy.data(), cs.m, cs.n, w.q.data(), w.scb.data(), cs.k, NQ_COMPUTE_INT8,
+                                         beta, ref.data());
+      ASSERT_TRUE(all_finite(ref));
+      for (nq_isa isa : supported_isas()) {
+        IsaScope scope(isa);
+        SCOPED_TRACE(testing::Message() << isa_name(isa) << " m=" << cs.m << " n=" << cs.n << " k=" << cs.k
+                                        << " beta=" << beta);
+        auto dx = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+        ASSERT_EQ(nq_int8_matmul_backward(dy.data(), cs.m, cs.n, w.q.data(), w.scb.data(), cs.k, NQ_COMPUTE_INT8,
+                                          beta, dx.data()),
+                  NQ_OK)
+            << nq_last_error_message();
+        ASSERT_TRUE(all_finite(dx));
+        // Same integer sums and the same epilogue expression as the reference: bit for bit.
+        EXPECT_EQ(std::memcmp(dx.data(), ref.data(), dx.size() * 4), 0) << rel_error(dx, ref);
+        EXPECT_LT(rel_error(dx, exact), kInt8VsFp32RelTol);
+        int bad = 0;
+        for (size_t e = 0; e < dx.size(); ++e) bad += std::fabs(dx[e] - exact[e]) > bound[e];
+        EXPECT_EQ(bad, 0);
+      }
+    }
+  }
+}
+
+TEST(GemmInt8, Int8BackwardInt32DoesNotOverflowAtMaxN) {
+  // q(G) = +-127 everywhere and W at its extremes: |sum| reaches 127 * 255 * 65536 with the u8 offset.
+  const int64_t m = 2, n = nq::gemm::kInt8MaxK, k = 37;
+  std::vector<float> dy(size_t(m * n)), scb(size_t(n), 2.0f);
+  std::vector<int8_t> w(size_t(n * k));
+  for (int64_t j = 0; j < n; ++j) {
+    dy[j] = 1.0f;
+    dy[n + j] = -1.0f;
+    for (int64_t c = 0; c < k; ++c) w[j * k + c] = int8_t(c % 3 == 0 ? 127 : c % 3 == 1 ? -128 : (j % 2 ? 127 : -127));
+  }
+  for (nq_isa isa : supported_isas()) {
+    IsaScope scope(isa);
+    SCOPED_TRACE(isa_name(isa));
+    auto dx = poisoned(size_t(m * k));
+    ASSERT_EQ(nq_int8_matmul_backward(dy.data(), m, n, w.data(), scb.data(), k, NQ_COMPUTE_INT8, 0.0f, dx.data()),
+              NQ_OK)
+        << nq_last_error_message();
+    // dX = sum_j (+-1) * w * 2 / 127: G is constant per row, so int8 is exact up to fp32 scale rounding.
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t c = 0; c < k; ++c) {
+        const double wv = c % 3 == 0 ? 127 * n : c % 3 == 1 ? -128 * n : 0;
+        const double expect = (i == 0 ? 1 : -1) * wv * 2 / 127;
+        EXPECT_NEAR(dx[i * k + c], expect, 1e-6 * 2 * 128 * n) << i << "," << c;
+      }
+  }
+}
+
 TEST(GemmInt8, BadArgumentsReportStatusAndArgument) {
   const W8 w = make_w(4, 64, 7);
   auto x = randn(2 * 64, 8);
@@ -257,6 +345,43 @@ TEST(GemmInt8, BadArgumentsReportStatusAndArgument) {
   EXPECT_EQ(nq_int8_matmul_backward(y.data(), 2, 4, w.q.data(), w.scb.data(), 64, NQ_COMPUTE_F32, 0.0f, nullptr),
             NQ_ERR_NULL_POINTER);
   EXPECT_TRUE(message_mentions("dx"));
+  std::vector<float> dy(size_t(2 * 70000));
+  std::vector<int8_t> wbig(size_t(70000));
+  std::vector<float> scbig(size_t(70000), 1.0f);
+  EXPECT_EQ(nq_int8_matmul_backward(dy.data(), 2, 70000, wbig.data(), scbig.data(), 1, NQ_COMPUTE_INT8, 0.0f, y.data()),
+            NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("'n'"));
+  EXPECT_EQ(nq_int8_matmul_backward(y.data(), 2, 4, w.q.data(), w.scb.data(), 64, nq_compute_type(3), 0.0f, x.data()),
+            NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("compute"));
+}
+
+// NQ_COMPUTE_INT8 means something only for the int8 backward; the other compute-typed kernels refuse it.
+TEST(GemmInt8, OtherKernelsRejectInt8Compute) {
+  const W8 w = make_w(4, 64, 9);
+  const auto x = randn(2 * 64, 10);
+  std::vector<float> y(8);
+  int64_t count = 0;
+  EXPECT_EQ(nq_int8_matmul(x.data(), 2, 64, w.q.data(), w.scb.data(), 4, 6.0f, nullptr, NQ_COMPUTE_INT8, y.data(),
+                           nullptr, 0, &count),
+            NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("outlier_compute"));
+  const auto wf = randn(4 * 64, 11);
+  std::vector<uint8_t> packed(4 * 64 / 2);
+  std::vector<float> absmax(4);
+  ASSERT_EQ(nq_quant4_quantize(NQ_QUANT4_NF4, wf.data(), 4 * 64, 64, packed.data(), absmax.data()), NQ_OK);
+  nq_quant4_weight q{};
+  q.packed = packed.data();
+  q.absmax = absmax.data();
+  q.n = 4;
+  q.k = 64;
+  q.blocksize = 64;
+  q.type = NQ_QUANT4_NF4;
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &q, nullptr, NQ_COMPUTE_INT8, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("compute"));
+  std::vector<float> dx(2 * 64);
+  EXPECT_EQ(nq_quant4_gemm_backward(y.data(), 2, &q, NQ_COMPUTE_INT8, 0.0f, dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("compute"));
 }
 
 }  // namespace

@@ -1,5 +1,10 @@
 // NF4/FP4 GEMM, GEMV and backward vs the scalar reference and a float64 product with the
 // dequantised weight (nq_quant4_dequantize), for plain and double-quantized absmax.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include "gemm/gemm_quant4.h"
 #include "test_gemm_common.h"
 
@@ -71,7 +76,10 @@ struct Case {
 // large enough for the GEMV to split N over threads.
 const Case kCases[] = {{1, 64, 96, 64},   {1, 33, 100, 64},  {2, 130, 4096, 4096}, {4, 70, 160, 32},
                        {5, 129, 320, 128}, {17, 96, 1000, 32}, {9, 65, 16384, 256},  {40, 200, 544, 2048},
-                       {3, 67, 224, 64},   {4, 1031, 2048, 128}};
+                       {3, 67, 224, 64},   {4, 1031, 2048, 128},
+                       // Blocked path over several KC/NC blocks, split over 2 threads, edge rows and
+                       // columns: the AVX-512 packers (k % 32 == 0) and their column tails.
+                       {21, 1000, 640, 64},  {12, 96, 1056, 64}};
 
 TEST(GemmQuant4, ForwardAndBackwardAllIsasTypesAndAbsmaxModes) {
   uint64_t seed = 11;
@@ -125,6 +133,90 @@ TEST(GemmQuant4, ForwardAndBackwardAllIsasTypesAndAbsmaxModes) {
           }
         }
       }
+}
+
+// The GEMV reads 4-row groups as flat 64-byte chunks: k % 128 in {0, 32, 64, 96} puts row
+// ends at every lane offset of a chunk, k < 128 makes one chunk span up to 4 rows, n % 4 != 0
+// leaves a partial last group, and blocksize 32 / 64 / >= 128 gives 4 / 2 / 1 absmax per chunk.
+TEST(GemmQuant4, GemvRowEndsInsideChunksAndPartialGroups) {
+  struct Shape {
+    int64_t n, k;
+    int32_t bs;
+  };
+  const Shape shapes[] = {{5, 32, 32},  {7, 64, 64},   {3, 96, 32},   {9, 288, 64},   {37, 288, 64},
+                          {6, 320, 256}, {1, 288, 128}, {13, 800, 32}, {11, 1152, 1024}};
+  uint64_t seed = 101;
+  for (const Shape& sh : shapes)
+    for (bool dq : {false, true}) {
+      const Q4 q = make_weight(sh.n, sh.k, sh.bs, NQ_QUANT4_NF4, dq, seed++);
+      const auto bias = randn(size_t(sh.n), seed++);
+      for (int64_t m = 1; m <= nq::gemm::kQuant4GemvMaxM; ++m) {
+        SCOPED_TRACE(testing::Message() << "m=" << m << " n=" << sh.n << " k=" << sh.k << " bs=" << sh.bs
+                                        << " dq=" << dq);
+        const auto x = randn(size_t(m * sh.k), seed++);
+        std::vector<double> y_exact(size_t(m * sh.n));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t n = 0; n < sh.n; ++n) {
+            double a = bias[n];
+            for (int64_t k = 0; k < sh.k; ++k) a += double(x[i * sh.k + k]) * q.deq[n * sh.k + k];
+            y_exact[i * sh.n + n] = a;
+          }
+        auto y_ref = poisoned(y_exact.size()), y = poisoned(y_exact.size());
+        nq::gemm::quant4_gemm_ref(x.data(), m, q.w, bias.data(), NQ_COMPUTE_F32, y_ref.data());
+        ASSERT_EQ(nq_quant4_gemm(x.data(), m, &q.w, bias.data(), NQ_COMPUTE_F32, y.data()), NQ_OK)
+            << nq_last_error_message();
+        ASSERT_TRUE(all_finite(y));
+        EXPECT_LT(rel_error(y, y_exact), kF32RelTol);
+        EXPECT_LT(rel_error(y, y_ref), kF32RelTol);
+      }
+    }
+}
+
+// The GEMV must not read past the packed codes or the absmax array: both are placed against
+// an inaccessible page (a stray read faults).
+TEST(GemmQuant4, GemvReadsNothingPastTheWeight) {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  // Copies `bytes` of src to the end of a readable page followed by a PROT_NONE page.
+  struct Guarded {
+    void* base = MAP_FAILED;
+    size_t len = 0;
+    ~Guarded() {
+      if (base != MAP_FAILED) munmap(base, len);
+    }
+  };
+  const auto place = [&](Guarded& g, const void* src, size_t bytes) -> void* {
+    const size_t pages = (bytes + page - 1) / page + 1;
+    g.len = pages * page;
+    g.base = mmap(nullptr, g.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(g.base, MAP_FAILED);
+    char* guard = static_cast<char*>(g.base) + (pages - 1) * page;
+    EXPECT_EQ(mprotect(guard, page, PROT_NONE), 0);
+    std::memcpy(guard - bytes, src, bytes);
+    return guard - bytes;
+  };
+  const struct {
+    int64_t n, k;
+    int32_t bs;
+  } shapes[] = {{4, 128, 32}, {8, 288, 64}, {3, 288, 64}, {5, 96, 128}};
+  uint64_t seed = 301;
+  for (const auto& sh : shapes)
+    for (bool dq : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "n=" << sh.n << " k=" << sh.k << " bs=" << sh.bs << " dq=" << dq);
+      const Q4 q = make_weight(sh.n, sh.k, sh.bs, NQ_QUANT4_FP4, dq, seed++);
+      Guarded gp, ga;
+      nq_quant4_weight w = q.w;
+      w.packed = static_cast<const uint8_t*>(place(gp, q.packed.data(), q.packed.size()));
+      if (dq)
+        w.absmax_q = static_cast<const uint8_t*>(place(ga, q.absmax_q.data(), q.absmax_q.size()));
+      else
+        w.absmax = static_cast<const float*>(place(ga, q.absmax.data(), q.absmax.size() * 4));
+      const auto x = randn(size_t(4 * sh.k), seed++);
+      auto y = poisoned(size_t(4 * sh.n)), y_ref = poisoned(size_t(4 * sh.n));
+      nq::gemm::quant4_gemm_ref(x.data(), 4, q.w, nullptr, NQ_COMPUTE_F32, y_ref.data());
+      ASSERT_EQ(nq_quant4_gemm(x.data(), 4, &w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_OK) << nq_last_error_message();
+      ASSERT_TRUE(all_finite(y));
+      EXPECT_LT(rel_error(y, y_ref), kF32RelTol);
+    }
 }
 
 TEST(GemmQuant4, BadArgumentsReportStatusAndField) {

@@ -98,12 +98,15 @@ public partial struct NqErrorStats
 
 /// <summary>
 /// Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
-/// with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs).
+/// with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs), or int8 operands with int32
+/// accumulation. NQ_COMPUTE_INT8 is accepted only by nq_int8_matmul_backward (see there);
+/// every other kernel rejects it with NQ_ERR_INVALID_ARGUMENT.
 /// </summary>
 public enum NqComputeType : int
 {
     F32 = 0,
     Bf16 = 1,
+    Int8 = 2,
 }
 
 /// <summary>
@@ -445,8 +448,14 @@ public static unsafe partial class NativeMethods
     public static partial NqStatus nq_int8_matmul_bf16(ushort* x, long m, long k, sbyte* w, float* scb, long n, float threshold, float* bias, NqComputeType outlier_compute, float* y, int* outlier_cols, long outlier_capacity, long* out_outlier_count);
 
     /// <summary>
-    /// Backward of LLM.int8(): dX (M,K) = beta*dX + dY (M,N) (W * scb / 127), dequantizing the
-    /// stored int8 W tile by tile in `compute` precision (W is not re-quantized).
+    /// Backward of LLM.int8(): dX (M,K) = beta*dX + dY (M,N) (W * scb / 127) for the stored int8 W
+    /// (W is never re-quantized).
+    /// NQ_COMPUTE_F32 / NQ_COMPUTE_BF16: W is dequantized tile by tile and multiplied in that precision.
+    /// NQ_COMPUTE_INT8 (SwitchBack's input gradient, Wortsman et al. 2023): G = dY * scb / 127 is
+    /// quantized per row like X in the forward (absmax_i = max_n |G[i,n]|, q = round-half-even(G *
+    /// 127 / absmax_i)) and dX = beta*dX + absmax_i / 127 * sum_n q[i,n] W[n,k] with int32
+    /// accumulation: the forward's speed and int8-class error (~1% of the norm on randn data);
+    /// requires N &lt;= 65536.
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_matmul_backward(float* dy, long m, long n, sbyte* w, float* scb, long k, NqComputeType compute, float beta, float* dx);

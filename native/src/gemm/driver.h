@@ -6,7 +6,8 @@
 // dequantisation (the dequantised weight only ever exists as one KC x NC block in cache).
 //
 // Loop nest per thread (the A micro-panel in use stays in L1, B micro-panels stream from L2):
-//   pc over K in KC blocks               -> pack the thread's rows of A once (m_t x kc)
+//   pc over K in KC blocks               -> pack the thread's rows of A once (m_t x kc), unless
+//                                           the kernel reads fp32 rows of A in place
 //     jc over the thread's columns in NC  -> pack B block (kc x nc, L2-resident)
 //       ir over the thread's rows in MR
 //         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
@@ -28,15 +29,18 @@
 
 namespace nq::gemm {
 
-constexpr int64_t kNC = 512;               // columns per B block
+constexpr int64_t kNC = 512;               // max columns per B block
 constexpr int64_t kBPanelBytes = 384 * 4;  // bytes of one B micro-panel column: KC * element size
 
 // KC in k elements: a B micro-panel column is 1.5 KiB whatever the element size (384 fp32,
-// 768 bf16, 1536 int8): the A micro-panel (mr x kc) stays in L1, the B block (kc x NC, 768 KiB)
+// 768 bf16, 1536 int8): the A micro-panel (mr x kc) stays in L1, the B block (kc x NC, <= 768 KiB)
 // in L2, and C is re-read only every KC of K (measured: 384 beat 256 at K = 768).
 inline int64_t kc_for(const Ukernel& uk) { return kBPanelBytes / fmt_bytes(uk.b_fmt); }
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Columns per B block: a whole number of micro-panels, so only the last block has an edge.
+inline int64_t nc_for(const Ukernel& uk) { return kNC / uk.nr * uk.nr; }
 
 // Offset (in elements) of (row, k) inside a micro-panel of `rows` rows.
 inline int64_t panel_index(int rows, int kgroup, int64_t row, int64_t k) {
@@ -50,6 +54,17 @@ struct PackGeom {
   int64_t kcp;           // kc rounded up to kgroup
   int64_t panel_elems;   // elements per micro-panel = rows * kcp
 };
+
+// A(i0, k0) when the micro-kernel may read A in place (a PackA with direct(), see pack.h),
+// else nullptr; lda receives A's row stride.
+template <class P>
+auto direct_a(const P& p, int64_t i0, int64_t k0, int64_t& lda, int) -> decltype(p.direct(i0, k0, lda)) {
+  return p.direct(i0, k0, lda);
+}
+template <class P>
+const float* direct_a(const P&, int64_t, int64_t, int64_t&, long) {
+  return nullptr;
+}
 
 // No-op epilogue for run_gemm.
 struct NoEpilogue {
@@ -68,7 +83,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
               const PackB& pack_b, Acc* C, int64_t ldc, bool accumulate,
               const Epilogue& epilogue = Epilogue()) {
   const int mr = uk.mr, nr = uk.nr, kg = uk.kgroup;
-  const int64_t KC = kc_for(uk);
+  const int64_t KC = kc_for(uk), NC = nc_for(uk);
   const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
   const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
   const int nt = threads_for(M * N * K / 2);  // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s
@@ -86,9 +101,13 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     const int64_t n0 = n_tiles * tj / tn * nr, n1 = std::min(N, n_tiles * (tj + 1) / tn * nr);
     const int64_t kcmax = round_up(std::min(KC, K), kg);
     auto* bbuf = static_cast<uint8_t*>(
-        arena_get(kSlotB, size_t(round_up(std::min(kNC, n1 - n0), nr) * kcmax * esb)));
-    const int64_t apan = (m1 - m0 + mr - 1) / mr;
+        arena_get(kSlotB, size_t(round_up(std::min(NC, n1 - n0), nr) * kcmax * esb)));
+    // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then.
+    int64_t lda = 0;
+    const bool a_in_place = uk.run_strided && direct_a(pack_a, m0, 0, lda, 0) != nullptr;
+    const int64_t apan = a_in_place ? 1 : (m1 - m0 + mr - 1) / mr;
     auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1) * mr * kcmax * esa)));
+    const auto a_panel = [&](int64_t ir) { return abuf + (a_in_place ? 0 : (ir - m0) / mr) * mr * kcmax * esa; };
     auto* ctile = static_cast<Acc*>(arena_get(kSlotC, size_t(mr * nr) * sizeof(Acc)));
 
     for (int64_t pc = 0; pc < K; pc += KC) {
@@ -97,30 +116,40 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
       const bool acc = accumulate || pc > 0;
       const bool last = pc + kc >= K;
       const PackGeom ga{mr, kg, kcp, mr * kcp};
-      for (int64_t ir = m0, p = 0; ir < m1; ir += mr, ++p) {
-        uint8_t* ap = abuf + p * ga.panel_elems * esa;
+      const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
+      for (int64_t ir = m0; ir < m1; ir += mr) {
+        uint8_t* ap = a_panel(ir);
         const int rows = int(std::min<int64_t>(mr, m1 - ir));
+        if (adirect && rows == mr) continue;
         if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
         pack_a(ap, ga, ir, rows, pc, kc);
       }
-      for (int64_t jc = n0; jc < n1; jc += kNC) {
-        const int64_t nc = std::min(kNC, n1 - jc);
+      for (int64_t jc = n0; jc < n1; jc += NC) {
+        const int64_t nc = std::min(NC, n1 - jc);
         const int64_t npan = (nc + nr - 1) / nr;
         const PackGeom gb{nr, kg, kcp, nr * kcp};
         if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
         pack_b(bbuf, gb, pc, kc, jc, nc);
         for (int64_t ir = m0; ir < m1; ir += mr) {
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
-          const uint8_t* abuf_p = abuf + (ir - m0) / mr * ga.panel_elems * esa;
+          const uint8_t* abuf_p = a_panel(ir);
+          const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
+          // C tile (ir, j) [+]= A rows x B micro-panel bp.
+          const auto tile = [&](const uint8_t* bp, void* c, int64_t ldc_, bool acc_) {
+            if (arow)
+              uk.run_strided(kc, arow, lda, bp, c, ldc_, acc_);
+            else
+              uk.run(kcp / kg, abuf_p, bp, c, ldc_, acc_);
+          };
           for (int64_t p = 0; p < npan; ++p) {
             const int64_t j = jc + p * nr;
             const int cols = int(std::min<int64_t>(nr, jc + nc - j));
             const uint8_t* bp = bbuf + p * gb.panel_elems * esb;
             Acc* cp = C + ir * ldc + j;
             if (rows == mr && cols == nr) {
-              uk.run(kcp / kg, abuf_p, bp, cp, ldc, acc);
+              tile(bp, cp, ldc, acc);
             } else {
-              uk.run(kcp / kg, abuf_p, bp, ctile, nr, false);
+              tile(bp, ctile, nr, false);
               for (int r = 0; r < rows; ++r)
                 for (int c = 0; c < cols; ++c)
                   cp[r * ldc + c] = acc ? Acc(cp[r * ldc + c] + ctile[r * nr + c]) : ctile[r * nr + c];

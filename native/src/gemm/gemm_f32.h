@@ -17,4 +17,8 @@ constexpr int64_t kGemvMaxM = 4;
 void gemv_f32_nt_avx512(int64_t m, int64_t n, int64_t k, const float* x, const float* w, float beta,
                         const float* bias, float* c);
 
+// dst[k * ds + r] = src[r * ss + k] for r < rows (a multiple of 16), k < kc: the transposing
+// fp32 panel packer on AVX-512 (pack_f32_avx512.cpp; call only after cpu::use(NQ_ISA_AVX512)).
+void transpose_panel_f32_avx512(const float* src, int64_t ss, int rows, int64_t kc, float* dst, int64_t ds);
+
 }  // namespace nq::gemm

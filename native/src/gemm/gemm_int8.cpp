@@ -1,8 +1,13 @@
 // LLM.int8() (Dettmers et al. 2022): X W^T = int8 part (row-wise X, row-wise W, int32
 // accumulation, dequantised by absmax_x[i] * scb[n] / 127^2) + 16-bit part over the
-// outlier columns of X. On VNNI CPUs X is stored as u8 = q + 128 for vpdpbusd and the
-// extra 128 * sum_k W[n][k] is subtracted in the epilogue; AVX2 widens to int16 pairs.
+// outlier columns of X. On VNNI CPUs W is packed as u8 = w + 128 for vpdpbusd and the
+// extra 128 * sum_k q_x[i][k] is subtracted in the epilogue; AVX2 widens to int16 pairs.
+// The backward dX = dY W runs either dequantising W into fp32/bf16 panels or, with
+// NQ_COMPUTE_INT8, as the same int8 product with dY * scb / 127 quantized per row and W
+// itself as B (only the B packer differs from the forward).
 #include "gemm/gemm_int8.h"
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,34 +37,135 @@ inline float deq_w(const int8_t* w, const float* scb, int64_t row, int64_t k, in
   return float(w[row * k + col]) * scb[row] / 127.0f;
 }
 
-// Outlier columns (ascending) of X (m,k) at `threshold` (0 = none); mask[j] = 1 for them.
-// Parallel over column blocks (each thread scans every row of its columns).
+// x[0..7] as floats (AVX2, the library baseline).
 template <class T>
-int64_t find_outliers(const T* x, int64_t m, int64_t k, float threshold, uint8_t* mask, int32_t* cols, int nt) {
+__m256 load_x8(const T* x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return _mm256_loadu_ps(x);
+  } else {  // bf16 bits are the high half of the fp32 ones
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+// Outlier mask of X (m,k) over columns [j0, j1): mask[j] = 1 if some |X[i][j]| >= threshold
+// (mask starts at 0). The reference runs it over all columns.
+template <class T>
+void mark_outliers(const T* x, int64_t m, int64_t k, float threshold, int64_t j0, int64_t j1, uint8_t* mask) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = j0; j < j1; ++j) mask[j] |= uint8_t(std::fabs(load_x(x, i * k + j)) >= threshold);
+}
+
+// Same mask, threads over blocks of 64 columns whose 8 vector flags stay in registers while
+// every row is scanned (the scalar loop above does a read-modify-write of mask per element).
+template <class T>
+void mark_outliers_avx2(const T* x, int64_t m, int64_t k, float threshold, uint8_t* mask, int nt) {
+  constexpr int64_t kBlock = 64;
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), thr = _mm256_set1_ps(threshold);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t j0 = 0; j0 < k; j0 += kBlock) {
+    if (j0 + kBlock > k) {
+      mark_outliers(x, m, k, threshold, j0, k, mask);
+      continue;
+    }
+    __m256 hit[8];
+    for (auto& h : hit) h = _mm256_setzero_ps();
+    for (int64_t i = 0; i < m; ++i) {
+      const T* xr = x + i * k + j0;
+      for (int v = 0; v < 8; ++v)  // NaN compares false (_CMP_GE_OQ), as in the scalar >=
+        hit[v] = _mm256_or_ps(hit[v], _mm256_cmp_ps(_mm256_and_ps(load_x8(xr + 8 * v), abs), thr, _CMP_GE_OQ));
+    }
+    for (int v = 0; v < 8; ++v) {
+      const int bits = _mm256_movemask_ps(hit[v]);
+      for (int t = 0; t < 8; ++t) mask[j0 + 8 * v + t] = uint8_t((bits >> t) & 1);
+    }
+  }
+}
+
+// Outlier columns (ascending) of X (m,k) at `threshold` (0 = none) into cols; mask[j] = 1 for
+// them. fast: the AVX2 scan on nt threads, else the scalar reference.
+template <class T>
+int64_t find_outliers(const T* x, int64_t m, int64_t k, float threshold, uint8_t* mask, int32_t* cols, bool fast,
+                      int nt) {
   std::fill(mask, mask + k, uint8_t(0));
   if (threshold <= 0.0f) return 0;
-  constexpr int64_t kColBlock = 256;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t j0 = 0; j0 < k; j0 += kColBlock) {
-    const int64_t j1 = std::min(k, j0 + kColBlock);
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = j0; j < j1; ++j) mask[j] |= uint8_t(std::fabs(load_x(x, i * k + j)) >= threshold);
-  }
+  if (fast) mark_outliers_avx2(x, m, k, threshold, mask, nt);
+  else mark_outliers(x, m, k, threshold, 0, k, mask);
   int64_t c = 0;
   for (int64_t j = 0; j < k; ++j)
     if (mask[j]) cols[c++] = int32_t(j);
   return c;
 }
 
-// Row absmax over non-outlier columns and the quantized row q[j] (0 in outlier columns).
+// Rows the quantizers read: at(j) one value, at8(j) values j..j+7 (AVX2, the library baseline).
+// Forward: a row of X with the outlier columns (mask[j] = 1) read as 0.
 template <class T>
-float quantize_row(const T* xr, int64_t k, const uint8_t* mask, int8_t* q) {
+struct XRow {
+  const T* x;
+  const uint8_t* mask;
+  float at(int64_t j) const { return mask[j] ? 0.0f : load_x(x, j); }
+  __m256 at8(int64_t j) const {
+    const __m256 v = load_x8(x + j);
+    const __m256i mk = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mask + j)));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(mk, _mm256_setzero_si256())), v);
+  }
+};
+
+// Backward: row i of G = dY * scb / 127 (sg[j] = scb[j] / 127).
+struct GradRow {
+  const float* dy;
+  const float* sg;
+  float at(int64_t j) const { return dy[j] * sg[j]; }
+  __m256 at8(int64_t j) const { return _mm256_mul_ps(_mm256_loadu_ps(dy + j), _mm256_loadu_ps(sg + j)); }
+};
+
+// Reference: absmax of the row v(0..k-1) and its quantization q[j] = round(v(j) * 127 / absmax).
+template <class Row>
+float quantize_row(int64_t k, const Row& v, int8_t* q) {
   float amax = 0.0f;
-  for (int64_t j = 0; j < k; ++j) amax = std::max(amax, mask[j] ? 0.0f : std::fabs(load_x(xr, j)));
+  for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(v.at(j)));
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-  for (int64_t j = 0; j < k; ++j) q[j] = mask[j] ? int8_t(0) : int8_t(quantize_s8(load_x(xr, j), inv));
+  for (int64_t j = 0; j < k; ++j) q[j] = int8_t(quantize_s8(v.at(j), inv));
   return amax;
 }
+
+// Fast paths: quantize_row's results for finite rows (max is exact in any order, vcvtps2dq rounds
+// half to even like nearbyint), plus *sum = sum_j q[j]. The float max and nearbyint loops do
+// not auto-vectorise, and the row is copied so stores to q (int8 may alias) force no reloads.
+template <class Row>
+float quantize_row_avx2(int64_t k, const Row& row, int8_t* q, int32_t* sum) {
+  const Row v = row;
+  const int64_t k8 = k / 8 * 8, k32 = k / 32 * 32;
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mx = _mm256_setzero_ps();
+  for (int64_t j = 0; j < k8; j += 8) mx = _mm256_max_ps(_mm256_and_ps(v.at8(j), abs), mx);  // NaN: keeps mx
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mx);
+  float amax = 0.0f;
+  for (float l : lanes) amax = std::max(amax, l);
+  for (int64_t j = k8; j < k; ++j) amax = std::max(amax, std::fabs(v.at(j)));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the in-lane packs
+  __m256i s8 = _mm256_setzero_si256();
+  for (int64_t j = 0; j < k32; j += 32) {
+    __m256i r[4];
+    for (int t = 0; t < 4; ++t) r[t] = _mm256_cvtps_epi32(_mm256_mul_ps(v.at8(j + 8 * t), vinv));
+    s8 = _mm256_add_epi32(s8, _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3])));
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), _mm256_permutevar8x32_epi32(p, order));
+  }
+  alignas(32) int32_t part[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(part), s8);
+  int32_t s = 0;
+  for (int32_t l : part) s += l;
+  for (int64_t j = k32; j < k; ++j) s += q[j] = int8_t(quantize_s8(v.at(j), inv));
+  *sum = s;
+  return amax;
+}
+
+// What the VNNI kernel's u8 operand (B + 128) adds to a row's accumulators, 128 * sum_j q[j].
+int32_t offset_correction(int32_t qsum, Fmt b_fmt) { return b_fmt == Fmt::U8 ? 128 * qsum : 0; }
 
 // A: rows of the quantized X as s8 quads (VNNI) or int16 pairs (AVX2).
 struct PackAInt8 {
@@ -124,6 +230,52 @@ struct PackBInt8 {
   }
 };
 
+// 4 W rows (stride ld) x 32 columns -> 32 u8 quads w + 128, column c's quad at o + 4c.
+// In-lane byte then word unpacks leave lane L of q0..q3 holding columns 16L + 0..3, 4..7,
+// 8..11, 12..15; the 128-bit permutes put them back in column order.
+inline void interleave_u8_4x32(const int8_t* src, int64_t ld, uint8_t* o) {
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  __m256i r[4];
+  for (int t = 0; t < 4; ++t)
+    r[t] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + t * ld)), flip);
+  const __m256i a = _mm256_unpacklo_epi8(r[0], r[1]), b = _mm256_unpackhi_epi8(r[0], r[1]);
+  const __m256i c = _mm256_unpacklo_epi8(r[2], r[3]), d = _mm256_unpackhi_epi8(r[2], r[3]);
+  const __m256i q0 = _mm256_unpacklo_epi16(a, c), q1 = _mm256_unpackhi_epi16(a, c);
+  const __m256i q2 = _mm256_unpacklo_epi16(b, d), q3 = _mm256_unpackhi_epi16(b, d);
+  auto* out = reinterpret_cast<__m256i*>(o);
+  _mm256_storeu_si256(out + 0, _mm256_permute2x128_si256(q0, q1, 0x20));
+  _mm256_storeu_si256(out + 1, _mm256_permute2x128_si256(q2, q3, 0x20));
+  _mm256_storeu_si256(out + 2, _mm256_permute2x128_si256(q0, q1, 0x31));
+  _mm256_storeu_si256(out + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
+}
+
+// Backward B (n, k) = W itself: B(kk, c) = W[kk][c], so a k-group is `kgroup` consecutive W
+// rows interleaved per column; u8 = w + 128 (VNNI) or int16 (AVX2). Full quads of rows x 32
+// columns go through interleave_u8_4x32, the rest one element at a time.
+struct PackBInt8Bwd {
+  const int8_t* w;
+  int64_t k;  // W's row length = B's columns
+  Fmt fmt;
+  void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    const int R = g.rows;
+    const int64_t kq = fmt == Fmt::U8 ? kc / 4 * 4 : 0;  // rows covered by interleaved quads
+    for (int64_t j = 0; j < nc; j += R) {
+      uint8_t* panel = static_cast<uint8_t*>(out) + (j / R) * g.panel_elems * fmt_bytes(fmt);
+      const int cols = int(std::min<int64_t>(R, nc - j)), c32 = cols / 32 * 32;
+      const int8_t* src = w + k0 * k + n0 + j;
+      for (int64_t kk = 0; kk < kq; kk += 4)
+        for (int c = 0; c < c32; c += 32) interleave_u8_4x32(src + kk * k + c, k, panel + kk * R + c * 4);
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int c = kk < kq ? c32 : 0; c < cols; ++c) {
+          const int8_t v = src[kk * k + c];
+          const int64_t at = panel_index(R, g.kgroup, c, kk);
+          if (fmt == Fmt::U8) panel[at] = uint8_t(v) ^ 0x80u;
+          else reinterpret_cast<int16_t*>(panel)[at] = v;
+        }
+    }
+  }
+};
+
 // Outlier operands: X[:, cols] and W[:, cols] * scb / 127.
 template <class T>
 struct ViewXCols {
@@ -161,7 +313,7 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
   auto* corr = reinterpret_cast<int32_t*>(stats + 4 * m);
   auto* list = reinterpret_cast<int32_t*>(stats + 8 * m);
   uint8_t* mask = stats + 4 * (2 * m + k);
-  const int64_t nout = find_outliers(x, m, k, threshold, mask, list, nt);
+  const int64_t nout = find_outliers(x, m, k, threshold, mask, list, true, nt);
   const bool epilogue_outliers = nout <= kEpilogueOutliers;
   const bool rnd = oc == NQ_COMPUTE_BF16;
   // qx: (m, k) quantized X; xo: (m, nout) and wo: (nout, n) the 16-bit outlier operands.
@@ -174,10 +326,9 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < m; ++i) {
       int8_t* qr = qx + i * k;
-      sx[i] = quantize_row(x + i * k, k, mask, qr);
-      int32_t s = 0;
-      for (int64_t j = 0; j < k; ++j) s += qr[j];
-      corr[i] = uk.b_fmt == Fmt::U8 ? 128 * s : 0;  // the weight's + 128 offset, per row of X
+      int32_t qsum = 0;
+      sx[i] = quantize_row_avx2(k, XRow<T>{x + i * k, mask}, qr, &qsum);
+      corr[i] = offset_correction(qsum, uk.b_fmt);  // the weight's + 128 offset, per row of X
       if (epilogue_outliers)
         for (int64_t c = 0; c < nout; ++c) {
           const float v = load_x(x, i * k + list[c]);
@@ -238,6 +389,77 @@ void int8_matmul_fast(const Ukernel& uk, const T* x, int64_t m, int64_t k, const
   *count = nout;
 }
 
+// Int8 backward (SwitchBack): G = dY * scb / 127 per element (sg[j] = scb[j] / 127), each row
+// quantized like X; dX[i][c] = beta * dX[i][c] + (absmax_i / 127) * sum_j q[i][j] W[j][c].
+void grad_scales(const float* scb, int64_t n, float* sg) {
+  for (int64_t j = 0; j < n; ++j) sg[j] = scb[j] / 127.0f;
+}
+
+// One dX element from its exact int32 sum (old is read only when beta != 0).
+inline float backward_out(float beta, const float* old, int32_t acc, float scale) {
+  return (beta == 0.0f ? 0.0f : beta * *old) + float(acc) * scale;
+}
+
+// dr[c] = backward_out(beta, dr + c, ar[c] - corr, scale) for c < cols, 8 at a time with the
+// same roundings (so equal to the reference); dr may be ar itself when beta = 0.
+inline void backward_out_row(float beta, float* dr, const int32_t* ar, int cols, int32_t corr, float scale) {
+  const __m256i vc = _mm256_set1_epi32(corr);
+  const __m256 vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(beta);
+  int c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    const __m256i a = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar + c)), vc);
+    const __m256 old = beta == 0.0f ? _mm256_setzero_ps() : _mm256_mul_ps(vb, _mm256_loadu_ps(dr + c));
+    _mm256_storeu_ps(dr + c, _mm256_add_ps(old, _mm256_mul_ps(_mm256_cvtepi32_ps(a), vs)));
+  }
+  for (; c < cols; ++c) {
+    int32_t a;
+    std::memcpy(&a, ar + c, 4);
+    dr[c] = backward_out(beta, dr + c, a - corr, scale);
+  }
+}
+
+void int8_backward_int8_fast(const Ukernel& uk, const float* dy, int64_t m, int64_t n, const int8_t* w,
+                             const float* scb, int64_t k, float beta, float* dx) {
+  auto* stats = static_cast<uint8_t*>(arena_get(kSlotStats1, size_t(4 * (2 * m + n))));
+  auto* scale = reinterpret_cast<float*>(stats);          // (m) absmax_i / 127
+  auto* corr = reinterpret_cast<int32_t*>(stats + 4 * m);  // (m)
+  auto* sg = reinterpret_cast<float*>(stats + 8 * m);      // (n)
+  auto* qg = static_cast<int8_t*>(arena_get(kSlotStats0, size_t(m * n)));  // (m, n)
+  grad_scales(scb, n, sg);
+  const int nt = threads_for(m * n * 4);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t i = 0; i < m; ++i) {
+    int8_t* qr = qg + i * n;
+    int32_t qsum = 0;
+    scale[i] = quantize_row_avx2(n, GradRow{dy + i * n, sg}, qr, &qsum) / 127.0f;
+    corr[i] = offset_correction(qsum, uk.b_fmt);
+  }
+  // int32 sums (m, k) accumulate in dx itself when its old value is not needed (each finished
+  // tile is turned into floats in place, as in the forward), else in scratch.
+  auto* acc = beta == 0.0f ? reinterpret_cast<int32_t*>(dx)
+                           : static_cast<int32_t*>(arena_get(kSlotStats2, size_t(m * k) * 4));
+  const auto epilogue = [&](int32_t* tile, int64_t ld, int64_t i0, int64_t j0, int rows, int cols) {
+    for (int r = 0; r < rows; ++r)
+      backward_out_row(beta, dx + (i0 + r) * k + j0, tile + r * ld, cols, corr[i0 + r], scale[i0 + r]);
+  };
+  run_gemm<int32_t>(uk, m, k, n, PackAInt8{qg, n, uk.a_fmt}, PackBInt8Bwd{w, k, uk.b_fmt}, acc, k, false, epilogue);
+}
+
+void int8_backward_int8_ref(const float* dy, int64_t m, int64_t n, const int8_t* w, const float* scb, int64_t k,
+                            float beta, float* dx) {
+  std::vector<float> sg(static_cast<size_t>(n));
+  std::vector<int8_t> q(static_cast<size_t>(n));
+  grad_scales(scb, n, sg.data());
+  for (int64_t i = 0; i < m; ++i) {
+    const float scale = quantize_row(n, GradRow{dy + i * n, sg.data()}, q.data()) / 127.0f;
+    for (int64_t c = 0; c < k; ++c) {
+      int32_t acc = 0;
+      for (int64_t j = 0; j < n; ++j) acc += int32_t(q[j]) * w[j * k + c];
+      dx[i * k + c] = backward_out(beta, dx + i * k + c, acc, scale);
+    }
+  }
+}
+
 template <class T>
 void int8_matmul_ref_impl(const T* x, int64_t m, int64_t k, const int8_t* w, const float* scb, int64_t n,
                           float threshold, const float* bias, nq_compute_type oc, float* y, int32_t* cols,
@@ -245,10 +467,10 @@ void int8_matmul_ref_impl(const T* x, int64_t m, int64_t k, const int8_t* w, con
   std::vector<uint8_t> mask(static_cast<size_t>(k));
   std::vector<int32_t> list(static_cast<size_t>(k));
   std::vector<int8_t> q(static_cast<size_t>(k));
-  const int64_t nout = find_outliers(x, m, k, threshold, mask.data(), list.data(), 1);
+  const int64_t nout = find_outliers(x, m, k, threshold, mask.data(), list.data(), false, 1);
   const auto rnd = [&](float v) { return oc == NQ_COMPUTE_BF16 ? round_bf16(v) : v; };
   for (int64_t i = 0; i < m; ++i) {
-    const float sx = quantize_row(x + i * k, k, mask.data(), q.data());
+    const float sx = quantize_row(k, XRow<T>{x + i * k, mask.data()}, q.data());
     for (int64_t j = 0; j < n; ++j) {
       int32_t acc = 0;
       for (int64_t kk = 0; kk < k; ++kk) acc += int32_t(q[kk]) * w[j * k + kk];
@@ -313,6 +535,7 @@ void int8_matmul_ref(const float* x, const uint16_t* x_bf16, int64_t m, int64_t 
 
 void int8_matmul_backward_ref(const float* dy, int64_t m, int64_t n, const int8_t* w, const float* scb, int64_t k,
                               nq_compute_type compute, float beta, float* dx) {
+  if (compute == NQ_COMPUTE_INT8) return int8_backward_int8_ref(dy, m, n, w, scb, k, beta, dx);
   const auto rnd = [&](float v) { return compute == NQ_COMPUTE_BF16 ? round_bf16(v) : v; };
   for (int64_t i = 0; i < m; ++i)
     for (int64_t kk = 0; kk < k; ++kk) {
@@ -353,15 +576,24 @@ NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, 
   NQ_CHECK_DIM(fn, n);
   NQ_CHECK_DIM(fn, k);
   NQ_CHECK_BETA(fn, beta);
-  NQ_CHECK_COMPUTE(fn, compute);
+  const int cb = enum_bits(compute);
+  NQ_CHECK(cb == NQ_COMPUTE_F32 || cb == NQ_COMPUTE_BF16 || cb == NQ_COMPUTE_INT8, NQ_ERR_INVALID_ARGUMENT,
+           "%s: argument 'compute' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1) or NQ_COMPUTE_INT8 (2), got %d",
+           fn, cb);
+  NQ_CHECK(cb != NQ_COMPUTE_INT8 || n <= kInt8MaxK, NQ_ERR_INVALID_ARGUMENT,
+           "%s: argument 'n' must be <= %lld with NQ_COMPUTE_INT8 (int32 accumulation), got %lld", fn,
+           static_cast<long long>(kInt8MaxK), static_cast<long long>(n));
   const int64_t xb = m * k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w, n * k);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, scb, n * 4);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = ukernel_for(compute);
+    const bool int8 = compute == NQ_COMPUTE_INT8;
+    const Ukernel* uk = int8 ? ukernel_int8() : ukernel_for(compute);
     if (uk == nullptr) {
       int8_matmul_backward_ref(dy, m, n, w, scb, k, compute, beta, dx);
+    } else if (int8) {
+      int8_backward_int8_fast(*uk, dy, m, n, w, scb, k, beta, dx);
     } else {
       const bool acc = beta != 0.0f;
       if (acc && beta != 1.0f) prepare_output(dx, m, k, beta, nullptr);

@@ -7,7 +7,8 @@
 
 namespace nq::gemm {
 
-// int32 accumulation bound: (127 + 128) * 128 * 65536 < 2^31 even with the u8 offset.
+// int32 accumulation bound on the reduction length (K of the forward, N of the int8 backward):
+// (127 + 128) * 128 * 65536 < 2^31 even with the u8 offset.
 constexpr int64_t kInt8MaxK = 65536;
 
 // Scalar reference of nq_int8_matmul / nq_int8_matmul_bf16 (x_bf16 used when x is NULL):
@@ -23,6 +24,8 @@ constexpr int64_t kInt8GemvMaxM = 4;
 void int8_gemv_avx512vnni(int64_t m, int64_t k, const int8_t* q, const int8_t* w, int64_t j0, int64_t j1,
                           int32_t* out, int64_t ld);
 
+// Scalar reference of nq_int8_matmul_backward: F32/BF16 accumulate dY * dequantised W in float
+// (k order); INT8 quantizes G = dY * scb / 127 per row and sums in int32, as the fast path does.
 void int8_matmul_backward_ref(const float* dy, int64_t m, int64_t n, const int8_t* w, const float* scb, int64_t k,
                               nq_compute_type compute, float beta, float* dx);
 

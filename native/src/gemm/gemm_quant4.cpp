@@ -16,6 +16,11 @@
 namespace nq::gemm {
 namespace {
 
+// The AVX-512 packers write plain fp32 panels.
+bool fast_panels(const Ukernel& uk, bool round) {
+  return uk.b_fmt == Fmt::F32 && !round && nq::cpu::use(NQ_ISA_AVX512);
+}
+
 float deq_scalar(const nq_quant4_weight& w, const float* code, int64_t e) {
   const uint8_t byte = w.packed[e >> 1];
   return code[(e & 1) ? (byte & 15) : (byte >> 4)] * quant4_absmax(w, e / w.blocksize);
@@ -48,10 +53,13 @@ struct PackBQuant4Fwd {
   const nq_quant4_weight& w;
   Fmt fmt;
   bool round;
+  bool avx512;  // plain fp32 panels on AVX-512 with w.k % 32 == 0: pack_b_quant4_fwd_avx512
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
     alignas(64) float row[kBPanelBytes / 2];  // kc <= KC for 2-byte formats
     const int esz = fmt_bytes(fmt);
     int64_t j = 0;
+    if (avx512 && g.rows % 16 == 0)
+      j = pack_b_quant4_fwd_avx512(w, static_cast<float*>(out), g.rows, g.panel_elems, k0, kc, n0, nc);
     if (fmt == Fmt::F32 && !round) {
       // Octets of W rows: decode 8 runs, then 8x8 transposes write the panel rows whole.
       alignas(64) float oct[8][kBPanelBytes / 4];
@@ -77,7 +85,10 @@ struct PackBQuant4Bwd {
   const nq_quant4_weight& w;
   Fmt fmt;
   bool round;
+  bool avx512;  // plain fp32 panels on AVX-512 with w.k % 16 == 0: pack_b_quant4_bwd_avx512
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
+    if (avx512 && g.rows % 16 == 0)
+      return pack_b_quant4_bwd_avx512(w, static_cast<float*>(out), g.rows, g.panel_elems, k0, kc, n0, nc);
     alignas(64) float run[kNC];
     const int esz = fmt_bytes(fmt);
     for (int64_t k = 0; k < kc; ++k) {
@@ -146,13 +157,18 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
     if (uk == nullptr) {
       quant4_gemm_ref(x, m, *w, bias, compute, y);
     } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
-      auto* xs = static_cast<float*>(arena_get(kSlotStats0, size_t(m * w->k) * 4));
-      quant4_gemv_avx512(x, m, *w, bias, y, xs);
+      quant4_gemv_avx512(x, m, *w, bias, y);
     } else {
-      if (bias) prepare_output(y, m, w->n, 0.0f, bias);
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
+      const bool fast = fast_panels(*uk, rnd) && w->k % 32 == 0;
+      // Bias added to each finished C tile while it is in cache (not a serial pass over Y first).
+      const auto add_bias = [bias](float* c, int64_t ldc, int64_t, int64_t j0, int rows, int cols) {
+        if (bias == nullptr) return;
+        for (int r = 0; r < rows; ++r)
+          for (int j = 0; j < cols; ++j) c[r * ldc + j] += bias[j0 + j];
+      };
       run_gemm<float>(*uk, m, w->n, w->k, PackA<ViewF32>{ViewF32{x, w->k, 1}, uk->a_fmt, rnd},
-                      PackBQuant4Fwd{*w, uk->b_fmt, rnd}, y, w->n, bias != nullptr);
+                      PackBQuant4Fwd{*w, uk->b_fmt, rnd, fast}, y, w->n, false, add_bias);
     }
     return NQ_OK;
   });
@@ -179,8 +195,9 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
       const bool acc = beta != 0.0f;
       if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
+      const bool fast = fast_panels(*uk, rnd) && w->k % 16 == 0;
       run_gemm<float>(*uk, m, w->k, w->n, PackA<ViewF32>{ViewF32{dy, w->n, 1}, uk->a_fmt, rnd},
-                      PackBQuant4Bwd{*w, uk->b_fmt, rnd}, dx, w->k, acc);
+                      PackBQuant4Bwd{*w, uk->b_fmt, rnd, fast}, dx, w->k, acc);
     }
     return NQ_OK;
   });

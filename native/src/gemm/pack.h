@@ -12,6 +12,7 @@
 
 #include "gemm/convert.h"
 #include "gemm/driver.h"
+#include "gemm/gemm_f32.h"
 
 namespace nq::gemm {
 
@@ -67,6 +68,8 @@ void pack_panel(void* out, const PackGeom& g, Fmt fmt, bool round, const View& v
           std::memcpy(o + k * R, v.p + r0 + (k0 + k) * v.ks, size_t(rows) * 4);
         return;
       }
+      if (v.ks == 1 && rows % 16 == 0 && nq::cpu::use(NQ_ISA_AVX512))
+        return transpose_panel_f32_avx512(v.p + r0 * v.rs + k0, v.rs, rows, kc, o, R);
       if (v.ks == 1 && rows % 8 == 0) {  // k contiguous: 8x8 transposes
         const float* base = v.p + r0 * v.rs + k0;
         const int64_t k8 = kc / 8 * 8;
@@ -115,6 +118,16 @@ struct PackA {
   bool round = false;
   void operator()(void* out, const PackGeom& g, int64_t i0, int rows, int64_t k0, int64_t kc) const {
     pack_panel(out, g, fmt, round, v, i0, rows, k0, kc);
+  }
+  // A(i0, k0) for the driver's in-place path: fp32 rows with unit k stride, no rounding.
+  const float* direct(int64_t i0, int64_t k0, int64_t& lda) const {
+    if constexpr (std::is_same_v<View, ViewF32>) {
+      if (fmt == Fmt::F32 && !round && v.ks == 1) {
+        lda = v.rs;
+        return v.p + i0 * v.rs + k0;
+      }
+    }
+    return nullptr;
   }
 };
 

@@ -13,7 +13,9 @@ nq_status quant4_weight_check(const char* fn, const nq_quant4_weight* w);
 
 inline float quant4_absmax(const nq_quant4_weight& w, int64_t block) {
   if (w.absmax != nullptr) return w.absmax[block];
-  return w.nested_code[w.absmax_q[block]] * w.nested_absmax[block / w.nested_blocksize] + w.nested_offset;
+  // nested_blocksize is a validated power of two: a shift, not a division, per block.
+  return w.nested_code[w.absmax_q[block]] * w.nested_absmax[block >> __builtin_ctz(unsigned(w.nested_blocksize))] +
+         w.nested_offset;
 }
 
 // 16 code values of the weight's data type.

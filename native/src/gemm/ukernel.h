@@ -32,17 +32,23 @@ inline int fmt_bytes(Fmt f) {
 using UkernelFn = void (*)(int64_t groups, const void* a, const void* b, void* c, int64_t ldc,
                            bool accumulate);
 
+// Same product with A read in place: row i of the tile at a + i * lda (fp32, unit k stride),
+// so an A already laid out row-major needs no packing.
+using UkernelStridedFn = void (*)(int64_t k, const float* a, int64_t lda, const void* b, void* c, int64_t ldc,
+                                  bool accumulate);
+
 struct Ukernel {
   int mr, nr, kgroup;
   Fmt a_fmt, b_fmt;
   bool int_acc;  // int32 accumulators (int8 paths) instead of fp32
   UkernelFn run;
+  UkernelStridedFn run_strided;  // nullptr: A must always be packed
 };
 
 // Micro-kernels by ISA (defined in ukernel_<isa>.cpp; only call after checking cpu::use).
 extern const Ukernel kUkF32Avx2;    // 6 x 16 fp32 FMA
 extern const Ukernel kUkI16Avx2;    // 6 x 16 int16 pairs, vpmaddwd
-extern const Ukernel kUkF32Avx512;  // 6 x 64 fp32 FMA
+extern const Ukernel kUkF32Avx512;  // 8 x 48 fp32 FMA
 extern const Ukernel kUkU8S8Vnni;   // 6 x 64 s8 (A) x u8 (B) quads, vpdpbusd
 extern const Ukernel kUkBf16Avx512; // 6 x 64 bf16 pairs, vdpbf16ps
 

@@ -85,8 +85,8 @@ void run_i16(int64_t groups, const void* a, const void* b, void* c, int64_t ldc,
 
 }  // namespace
 
-const Ukernel kUkF32Avx2{6, 16, 1, Fmt::F32, Fmt::F32, false, run_f32};
-const Ukernel kUkI16Avx2{6, 16, 2, Fmt::I16, Fmt::I16, true, run_i16};
+const Ukernel kUkF32Avx2{6, 16, 1, Fmt::F32, Fmt::F32, false, run_f32, nullptr};
+const Ukernel kUkI16Avx2{6, 16, 2, Fmt::I16, Fmt::I16, true, run_i16, nullptr};
 
 const Ukernel* ukernel_f32() {
   if (cpu::use(NQ_ISA_AVX512)) return &kUkF32Avx512;

@@ -1,6 +1,6 @@
 // bf16 6 x 64 micro-kernel: vdpbf16ps folds a k-pair per instruction, fp32 accumulation.
 #include "gemm/ukernel.h"
-#include "gemm/ukernel_6x64.h"
+#include "gemm/ukernel_tile.h"
 
 #include <cstring>
 
@@ -23,11 +23,11 @@ struct OpBf16 : StoreF32 {
 };
 
 void run_bf16(int64_t groups, const void* a, const void* b, void* c, int64_t ldc, bool accumulate) {
-  ukernel_6x64<OpBf16>(groups, a, b, c, ldc, accumulate);
+  ukernel_tile<OpBf16, 6, 4>(groups, a, b, c, ldc, accumulate);
 }
 
 }  // namespace
 
-const Ukernel kUkBf16Avx512{6, 64, 2, Fmt::BF16, Fmt::BF16, false, run_bf16};
+const Ukernel kUkBf16Avx512{6, 64, 2, Fmt::BF16, Fmt::BF16, false, run_bf16, nullptr};
 
 }  // namespace nq::gemm

@@ -3,7 +3,7 @@
 // is vpdpbusd's unsigned operand and the broadcast A quad (quantized X) the signed one, so
 // the offset correction 128 * sum_k A[i][k] is per row of A and cheap to get.
 #include "gemm/ukernel.h"
-#include "gemm/ukernel_6x64.h"
+#include "gemm/ukernel_tile.h"
 
 #include <cstring>
 
@@ -24,11 +24,11 @@ struct OpU8S8 : StoreI32 {
 };
 
 void run_u8s8(int64_t groups, const void* a, const void* b, void* c, int64_t ldc, bool accumulate) {
-  ukernel_6x64<OpU8S8>(groups, a, b, c, ldc, accumulate);
+  ukernel_tile<OpU8S8, 6, 4>(groups, a, b, c, ldc, accumulate);
 }
 
 }  // namespace
 
-const Ukernel kUkU8S8Vnni{6, 64, 4, Fmt::S8, Fmt::U8, true, run_u8s8};
+const Ukernel kUkU8S8Vnni{6, 64, 4, Fmt::S8, Fmt::U8, true, run_u8s8, nullptr};
 
 }  // namespace nq::gemm
