@@ -12,7 +12,7 @@ public static class EvalCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "llama2.c .bin, HF model directory, or stories15M", Required = true };
-        var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none", DefaultValueFactory = _ => "none" };
+        var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none (a pre-quantized checkpoint loads as stored)", DefaultValueFactory = _ => "none" };
         var quantizeHead = ModelInput.QuantizeHeadOption();
         var adapter = ModelInput.AdapterOption();
         var data = new Option<string>("--data") { Description = "UTF-8 text file to score, or a dataset: moby-dick, sotu (documents joined by blank lines)", Required = true };
@@ -31,7 +31,7 @@ public static class EvalCommand
                 text = File.Exists(path) ? File.ReadAllText(path) : string.Join("\n\n", TextDocuments.Read(path));
             }
             catch (FileNotFoundException e) { throw new UserException(e.Message); }
-            using var loaded = ModelInput.Load(ctx.Value(model)!, new QuantConfig(QuantConfig.Parse(ctx.Value(quant)!), QuantizeHead: ctx.Value(quantizeHead)),
+            using var loaded = ModelInput.Load(ctx.Value(model)!, new QuantConfig(ModelInput.Quant(ctx, quant, ctx.Value(model)!), QuantizeHead: ctx.Value(quantizeHead)),
                                                ctx.Value(adapter));
             var lm = loaded.Lm;
             if (lm.Tokenizer == null) throw new UserException($"--model {ctx.Value(model)}: no tokenizer found next to the weights (tokenizer.json / tokenizer.bin)");

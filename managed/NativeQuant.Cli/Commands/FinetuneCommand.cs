@@ -20,8 +20,9 @@ public static class FinetuneCommand
 
     private static readonly Option<string> Config = new("--config") { Description = "YAML or JSON file with settings (keys as the flags, snake_case: lora_r, grad_accum, ...)" };
     private static readonly Option<string> Model = new("--model") { Description = $"llama2.c .bin, HF directory, or stories15M (default {Defaults.Model})" };
-    private static readonly Option<string> Quant = new("--quant") { Description = "nf4 | fp4 | int8 | none (default nf4)" };
+    private static readonly Option<string?> Quant = new("--quant") { Description = "nf4 | fp4 | int8 | none (default nf4, or as stored for a pre-quantized checkpoint)" };
     private static readonly Option<bool> DoubleQuant = new("--double-quant") { Description = "Quantize the 4-bit absmax too (default on; --double-quant false to disable)" };
+    private static readonly Option<bool> QuantizeHead = ModelInput.QuantizeHeadOption();
     private static readonly Option<int> LoraR = new("--lora-r") { Description = "LoRA rank (default 8)" };
     private static readonly Option<float> LoraAlpha = new("--lora-alpha") { Description = "LoRA alpha (default 16)" };
     private static readonly Option<float> LoraDropout = new("--lora-dropout") { Description = "LoRA dropout (default 0)" };
@@ -43,14 +44,14 @@ public static class FinetuneCommand
     private static readonly Option<int> EvalSize = new("--eval-size") { Description = "Held-out examples per evaluation (default 200, 0 = all)" };
     private static readonly Option<int> TrainSize = new("--train-size") { Description = "Training examples used (default all)" };
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed for init, splits, order, dropout (default 42)" };
-    private static readonly Option<string> Output = new("--output") { Description = "Run directory (default NQ_HOME/runs/finetune-<time>)" };
+    private static readonly Option<string?> Output = new("--output") { Description = "Run directory (default NQ_HOME/runs/finetune-<time>)" };
     private static readonly Option<bool> Resume = new("--resume") { Description = "Continue from --output's checkpoint" };
 
     public static Command Create()
     {
         var command = new Command("finetune", "LoRA / QLoRA fine-tuning (classification by template + verbalizer, or causal LM)")
         {
-            Config, Model, Quant, DoubleQuant, LoraR, LoraAlpha, LoraDropout, TargetModules, Task, Data, Template, Verbalizer,
+            Config, Model, Quant, DoubleQuant, QuantizeHead, LoraR, LoraAlpha, LoraDropout, TargetModules, Task, Data, Template, Verbalizer,
             Optimizer, Lr, Schedule, Warmup, Steps, Epochs, BatchSize, GradAccum, SeqLen, EvalEvery, EvalSize, TrainSize, Seed, Output, Resume,
         };
         CommandRunner.SetAction(command, (ctx, ct) =>
@@ -145,7 +146,7 @@ public static class FinetuneCommand
         T Get<T>(Option<T> option, T current) => ctx.Parse.GetResult(option) is { Implicit: false } ? ctx.Value(option)! : current;
         return s with
         {
-            Model = Get(Model, s.Model), Quant = Get(Quant, s.Quant), DoubleQuant = Get(DoubleQuant, s.DoubleQuant),
+            Model = Get(Model, s.Model), Quant = Get(Quant, s.Quant), DoubleQuant = Get(DoubleQuant, s.DoubleQuant), QuantizeHead = Get(QuantizeHead, s.QuantizeHead),
             LoraR = Get(LoraR, s.LoraR), LoraAlpha = Get(LoraAlpha, s.LoraAlpha), LoraDropout = Get(LoraDropout, s.LoraDropout),
             TargetModules = Get(TargetModules, s.TargetModules), Task = Get(Task, s.Task), Data = Get(Data, s.Data),
             Template = Get(Template, s.Template).Replace("\\n", "\n"), Verbalizer = Get(Verbalizer, s.Verbalizer.ToArray()),

@@ -11,7 +11,7 @@ public static class GenerateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "llama2.c .bin, HF model directory, or stories15M", Required = true };
-        var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none", DefaultValueFactory = _ => "none" };
+        var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none (a pre-quantized checkpoint loads as stored)", DefaultValueFactory = _ => "none" };
         var doubleQuant = new Option<bool>("--double-quant") { Description = "Quantize the 4-bit absmax scales too" };
         var blockSize = new Option<int>("--blocksize") { Description = "4-bit block size", DefaultValueFactory = _ => 64 };
         var quantizeHead = ModelInput.QuantizeHeadOption();
@@ -26,7 +26,7 @@ public static class GenerateCommand
             { model, quant, doubleQuant, blockSize, quantizeHead, adapter, prompt, maxNew, temperature, topP, topK, seed };
         CommandRunner.SetAction(command, (ctx, ct) =>
         {
-            var q = new QuantConfig(QuantConfig.Parse(ctx.Value(quant)!), ctx.Value(doubleQuant), ctx.Value(blockSize),
+            var q = new QuantConfig(ModelInput.Quant(ctx, quant, ctx.Value(model)!), ctx.Value(doubleQuant), ctx.Value(blockSize),
                                     QuantizeHead: ctx.Value(quantizeHead));
             using var loaded = ModelInput.Load(ctx.Value(model)!, q, ctx.Value(adapter));
             var lm = loaded.Lm;

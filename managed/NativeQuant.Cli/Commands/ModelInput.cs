@@ -25,6 +25,12 @@ public static class ModelInput
         return TensorSources.Open(path);
     }
 
+    /// <summary>The quantization to load <paramref name="model"/> with: --quant when given (it must match a
+    /// pre-quantized checkpoint), else the checkpoint's own format, else --quant's default.</summary>
+    public static QuantType Quant(CommandContext ctx, Option<string> quant, string model) =>
+        ModelLoader.ResolveQuant(Resolve(model), ctx.Parse.GetResult(quant) is { Implicit: false } ? ctx.Value(quant) : null,
+                                 QuantConfig.Parse(ctx.Value(quant)!));
+
     /// <summary>--quantize-head of the commands that load a model for inference (QuantConfig.QuantizeHead).</summary>
     public static Option<bool> QuantizeHeadOption() => new("--quantize-head")
     {

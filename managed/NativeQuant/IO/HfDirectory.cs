@@ -99,7 +99,8 @@ public sealed class HfDirectory : ITensorSource
         }
     }
 
-    private static JsonElement ReadJson(string path)
+    /// <summary>A JSON object file (config.json, the shard index), errors naming the file.</summary>
+    internal static JsonElement ReadJson(string path)
     {
         try
         {

@@ -93,7 +93,8 @@ public static unsafe class MatMul
         return cols[..(int)count];
     }
 
-    /// <summary>Backward of <see cref="Int8"/>: dx (m, k) = beta*dx + dy (m, n) (W * scb / 127).</summary>
+    /// <summary>Backward of <see cref="Int8"/>: dx (m, k) = beta*dx + dy (m, n) (W * scb / 127); <paramref name="compute"/>
+    /// <see cref="NqComputeType.Int8"/> quantizes dy * scb / 127 per row and multiplies in int8 (n &lt;= 65536).</summary>
     public static void Int8Backward(ReadOnlySpan<float> dy, int m, int n, ReadOnlySpan<sbyte> w, ReadOnlySpan<float> scb,
                                     int k, Span<float> dx, NqComputeType compute = NqComputeType.F32, float beta = 0f)
     {

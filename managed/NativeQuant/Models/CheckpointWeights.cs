@@ -1,16 +1,24 @@
 using NativeQuant.IO;
 using NativeQuant.NN;
+using NativeQuant.Quantization;
 using NativeQuant.Tensors;
 
 namespace NativeQuant.Models;
 
 /// <summary>
 /// Parameters read from a checkpoint (memory-mapped, converted to fp32 one tensor at a time) with shape checks
-/// that name the file and tensor; linear layers are quantized as they are read (see <see cref="WeightFactory"/>).
+/// that name the file and tensor; linear layers are quantized as they are read (see <see cref="WeightFactory"/>),
+/// or, in a checkpoint saved pre-quantized by bitsandbytes (<paramref name="prequantized"/>), built from the stored
+/// quantized tensors as they are (<see cref="BnbLayers"/>).
 /// </summary>
 public sealed class CheckpointWeights(ITensorSource source, QuantConfig quant, Action<string, Tensor>? fixup = null,
-                                      Func<string, string>? rename = null) : WeightFactory(quant)
+                                      Func<string, string>? rename = null, BnbQuantizationConfig? prequantized = null) : WeightFactory(quant)
 {
+    protected override bool Prequantized => prequantized != null;
+
+    protected override Module<Tensor, Tensor>? StoredQuantized(string name, int inFeatures, int outFeatures, Func<Parameter?> bias) =>
+        prequantized == null ? null : BnbLayers.Read(source, (rename?.Invoke(name) ?? name) + ".weight", outFeatures, inFeatures, prequantized, bias);
+
     private readonly List<IDisposable> _created = new();
 
     /// <summary>Frees everything built so far (the loader calls this when a later tensor fails to load).</summary>

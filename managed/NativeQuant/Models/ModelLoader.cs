@@ -4,6 +4,7 @@ using NativeQuant.IO;
 using NativeQuant.Models.Gpt2;
 using NativeQuant.Models.Llama;
 using NativeQuant.NN;
+using NativeQuant.Quantization;
 using NativeQuant.Tensors;
 using NativeQuant.Tokenizers;
 
@@ -69,9 +70,30 @@ public static class ModelLoader
         return Build(ckpt, quant, w => new LlamaForCausalLM(config, w), RopePermutation.ToRotateHalf(config));
     }
 
+    /// <summary>How the checkpoint at <paramref name="path"/> is stored quantized (config.json's bitsandbytes
+    /// quantization_config), or null for unquantized checkpoints, llama2.c files and named assets.</summary>
+    public static BnbQuantizationConfig? StoredQuantization(string path)
+    {
+        string config = System.IO.Path.Combine(path, HfDirectory.ConfigFile);
+        return NamedAssets.ContainsKey(path) || !File.Exists(config) ? null : BnbQuantizationConfig.Read(HfDirectory.ReadJson(config), config);
+    }
+
+    /// <summary>The quantization to load <paramref name="path"/> with when <paramref name="requested"/> was asked
+    /// for (null: not asked): a pre-quantized checkpoint loads in its own format and any other request, "none"
+    /// included, is an error; otherwise the request, or <paramref name="fallback"/>.</summary>
+    public static QuantType ResolveQuant(string path, string? requested, QuantType fallback)
+    {
+        QuantType? asked = requested == null ? null : QuantConfig.Parse(requested);
+        var stored = StoredQuantization(path);
+        if (stored != null && asked is { } a && a != stored.Type) throw stored.Mismatch(path, requested!);
+        return asked ?? stored?.Type ?? fallback;
+    }
+
     private static CausalLM LoadHf(HfDirectory dir, QuantConfig quant)
     {
         var json = new ConfigReader(dir.Config, System.IO.Path.Combine(dir.SourcePath, HfDirectory.ConfigFile));
+        var stored = BnbQuantizationConfig.Read(dir.Config, json.Path);
+        if (stored != null) quant = stored.Effective(quant, dir.SourcePath);
         string arch = json.Architecture();
         switch (arch)
         {
@@ -85,7 +107,7 @@ public static class ModelLoader
                 if (json.Has("head_dim") && json.Int("head_dim") != config.HeadDim)
                     throw new InvalidDataException($"{json.Path}: head_dim {json.Int("head_dim")} differs from hidden_size / num_attention_heads = {config.HeadDim} (not supported)");
                 config.Validate(json.Path);
-                return Build(dir, quant, w => new LlamaForCausalLM(config, w));
+                return Build(dir, quant, w => new LlamaForCausalLM(config, w), prequantized: stored);
             }
             case "GPT2LMHeadModel":
             {
@@ -99,7 +121,7 @@ public static class ModelLoader
                 // Checkpoints saved from GPT2Model lack the "transformer." prefix.
                 Func<string, string>? rename = dir.TryGet("transformer.wte.weight", out _) ? null
                     : n => n.StartsWith("transformer.", StringComparison.Ordinal) ? n["transformer.".Length..] : n;
-                return Build(dir, quant, w => new Gpt2LMHeadModel(config, w), rename: rename);
+                return Build(dir, quant, w => new Gpt2LMHeadModel(config, w), rename: rename, prequantized: stored);
             }
             default:
                 throw new NotSupportedException($"{json.Path}: unsupported architecture '{arch}' (supported: LlamaForCausalLM, GPT2LMHeadModel)");
@@ -107,9 +129,10 @@ public static class ModelLoader
     }
 
     private static CausalLM Build(ITensorSource source, QuantConfig quant, Func<WeightFactory, CausalLM> create,
-                                  Action<string, Tensor>? fixup = null, Func<string, string>? rename = null)
+                                  Action<string, Tensor>? fixup = null, Func<string, string>? rename = null,
+                                  BnbQuantizationConfig? prequantized = null)
     {
-        var weights = new CheckpointWeights(source, quant, fixup, rename);
+        var weights = new CheckpointWeights(source, quant, fixup, rename, prequantized);
         try
         {
             var model = create(weights);

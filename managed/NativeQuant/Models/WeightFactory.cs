@@ -37,15 +37,25 @@ public abstract class WeightFactory(QuantConfig? quant = null)
         return p;
     }
 
-    /// <summary>Layers kept in full precision even when quantizing (transformers skips the output head too,
-    /// unless <see cref="QuantConfig.QuantizeHead"/>).</summary>
-    private bool KeepFullPrecision(string name) => name is "lm_head" && !_quant.QuantizeHead;
+    /// <summary>True when the source stores its linear layers already quantized (bitsandbytes): the layers it
+    /// stores unquantized are those bitsandbytes skipped, and stay so.</summary>
+    protected virtual bool Prequantized => false;
+
+    /// <summary>The linear "name" built from its stored quantized weight (out, in) — bitsandbytes stores GPT-2
+    /// Conv1D weights transposed like Linear ones — or null when the source stores it unquantized.</summary>
+    protected virtual Module<Tensor, Tensor>? StoredQuantized(string name, int inFeatures, int outFeatures, Func<Parameter?> bias) => null;
+
+    /// <summary>Whether a layer stored unquantized is quantized now: transformers leaves the output head in full
+    /// precision (unless <see cref="QuantConfig.QuantizeHead"/>), and a pre-quantized checkpoint's other fp layers.</summary>
+    private bool QuantizeOnLoad(string name) =>
+        _quant.Type != QuantType.None && (name == "lm_head" ? _quant.QuantizeHead : !Prequantized);
 
     /// <summary>A linear layer "name" (weight (out, in) at name.weight), possibly quantized.</summary>
     public Module<Tensor, Tensor> Linear(string name, int inFeatures, int outFeatures, bool bias)
     {
         Parameter? Bias() => bias ? Parameter(name + ".bias", [outFeatures], InitKind.Zeros) : null;
-        if (_quant.Type == QuantType.None || KeepFullPrecision(name))
+        if (StoredQuantized(name, inFeatures, outFeatures, Bias) is { } stored) return Adopt(stored);
+        if (!QuantizeOnLoad(name))
             return new Linear(Parameter(name + ".weight", [outFeatures, inFeatures], InitKind.Normal), Bias());
         using var w = Create(name + ".weight", [outFeatures, inFeatures], InitKind.Normal);
         return Quantize(w, Bias());
@@ -55,17 +65,16 @@ public abstract class WeightFactory(QuantConfig? quant = null)
     public Module<Tensor, Tensor> TiedHead(Parameter embedding)
     {
         if (_quant.Type == QuantType.None || !_quant.QuantizeHead) return new Linear(embedding);
-        var head = new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null));
-        Created(head);
-        return head;
+        return Adopt(new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null, _quant)));
     }
 
     /// <summary>A GPT-2 Conv1D "name" (weight (in, out)).</summary>
     public Module<Tensor, Tensor> Conv1D(string name, int inFeatures, int outFeatures)
     {
-        if (_quant.Type == QuantType.None)
-            return new Conv1D(Parameter(name + ".weight", [inFeatures, outFeatures], InitKind.Normal),
-                              Parameter(name + ".bias", [outFeatures], InitKind.Zeros));
+        Parameter Bias() => Parameter(name + ".bias", [outFeatures], InitKind.Zeros);
+        if (StoredQuantized(name, inFeatures, outFeatures, Bias) is { } stored) return Adopt(stored);
+        if (!QuantizeOnLoad(name))
+            return new Conv1D(Parameter(name + ".weight", [inFeatures, outFeatures], InitKind.Normal), Bias());
         // Quantized layers hold W (out, in) like bitsandbytes, which also transposes Conv1D weights.
         using var w = Create(name + ".weight", [inFeatures, outFeatures], InitKind.Normal);
         using var wt = TensorScope.Unscoped(() =>
@@ -73,22 +82,25 @@ public abstract class WeightFactory(QuantConfig? quant = null)
             using var view = w.TransposeView(0, 1);
             return view.Contiguous();
         });
-        return Quantize(wt, Parameter(name + ".bias", [outFeatures], InitKind.Zeros));
+        return Quantize(wt, Bias());
     }
 
-    private Module<Tensor, Tensor> Quantize(Tensor w, Parameter? bias)
+    private Module<Tensor, Tensor> Quantize(Tensor w, Parameter? bias) => Adopt(QuantizedLayer(w, bias, _quant));
+
+    private Module<Tensor, Tensor> Adopt(Module<Tensor, Tensor> m)
     {
-        var m = QuantizedLayer(w, bias);
         Created(m);
         return m;
     }
 
-    private Module<Tensor, Tensor> QuantizedLayer(Tensor w, Parameter? bias) => _quant.Type switch
+    /// <summary>A quantized layer of fp32 weight <paramref name="w"/> (out, in) in <paramref name="quant"/>'s
+    /// format; the caller keeps ownership of <paramref name="w"/>.</summary>
+    public static Module<Tensor, Tensor> QuantizedLayer(Tensor w, Parameter? bias, QuantConfig quant) => quant.Type switch
     {
-        QuantType.Nf4 => new Linear4bit(w, bias, NqQuant4Type.Nf4, _quant.BlockSize, _quant.DoubleQuant),
-        QuantType.Fp4 => new Linear4bit(w, bias, NqQuant4Type.Fp4, _quant.BlockSize, _quant.DoubleQuant),
-        QuantType.Int8 => new Linear8bitLt(w, bias, _quant.Int8Threshold),
-        _ => throw new ArgumentOutOfRangeException(nameof(quant), _quant.Type, "unknown quantization type"),
+        QuantType.Nf4 => new Linear4bit(w, bias, NqQuant4Type.Nf4, quant.BlockSize, quant.DoubleQuant),
+        QuantType.Fp4 => new Linear4bit(w, bias, NqQuant4Type.Fp4, quant.BlockSize, quant.DoubleQuant),
+        QuantType.Int8 => new Linear8bitLt(w, bias, quant.Int8Threshold),
+        _ => throw new ArgumentOutOfRangeException(nameof(quant), quant.Type, "unknown quantization type"),
     };
 }
 

@@ -11,8 +11,8 @@ namespace NativeQuant.NN;
 /// </summary>
 public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
 {
-    // bitsandbytes' default block size of the second-level (absmax) quantization.
-    private const int NestedBlockSize = 256;
+    /// <summary>bitsandbytes' block size of the second-level (absmax) quantization.</summary>
+    public const int NestedBlockSize = 256;
 
     private readonly Tensor _packed;
     private readonly Tensor? _absmax;
@@ -28,17 +28,19 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
 
     /// <summary>Quantizes <paramref name="weight"/> (out, in) fp32; the caller keeps ownership of it.</summary>
     public Linear4bit(Tensor weight, Parameter? bias, NqQuant4Type type, int blockSize, bool doubleQuant)
+        : this(Quantize(weight, type, blockSize, doubleQuant), type, blockSize, bias) { }
+
+    /// <summary>Adopts a weight (out, in) quantized elsewhere (a pre-quantized checkpoint) byte for byte; the
+    /// nested absmax blocks are bitsandbytes' 256.</summary>
+    public Linear4bit(int outFeatures, int inFeatures, NqQuant4Type type, int blockSize, Quant4Storage stored, Parameter? bias)
+        : this(Adopt(outFeatures, inFeatures, blockSize, stored), type, blockSize, bias) { }
+
+    private Linear4bit(QuantizedParts saved, NqQuant4Type type, int blockSize, Parameter? bias)
     {
-        Functional.RequireFloat(weight, "Linear4bit", nameof(weight));
-        if (weight.Rank != 2) throw new ArgumentException($"Linear4bit: weight must be 2-D, got {weight.ShapeString}");
-        OutFeatures = weight.Size(0);
-        InFeatures = weight.Size(1);
+        OutFeatures = saved.Out;
+        InFeatures = saved.In;
         Type = type;
         BlockSize = blockSize;
-        long n = weight.NumElements;
-        if (n % 2 != 0) throw new ArgumentException($"Linear4bit: weight {weight.ShapeString} has an odd element count");
-        int blocks = (int)((n + blockSize - 1) / blockSize);
-        var saved = TensorScope.Unscoped(() => QuantizeWeight(weight, type, blockSize, blocks, doubleQuant));
         _packed = RegisterBuffer("weight", saved.Packed);
         if (saved.Absmax != null) _absmax = RegisterBuffer("weight_absmax", saved.Absmax);
         else
@@ -51,7 +53,41 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
         if (bias != null) Bias = RegisterParameter("bias", bias);
     }
 
-    private readonly record struct QuantizedParts(Tensor Packed, Tensor? Absmax, Tensor? AbsmaxQ, Tensor? Nested, Tensor? Code, float Offset);
+    private readonly record struct QuantizedParts(int Out, int In, Tensor Packed, Tensor? Absmax, Tensor? AbsmaxQ, Tensor? Nested, Tensor? Code, float Offset);
+
+    private static QuantizedParts Quantize(Tensor weight, NqQuant4Type type, int blockSize, bool doubleQuant)
+    {
+        Functional.RequireFloat(weight, "Linear4bit", nameof(weight));
+        if (weight.Rank != 2) throw new ArgumentException($"Linear4bit: weight must be 2-D, got {weight.ShapeString}");
+        if (weight.NumElements % 2 != 0) throw new ArgumentException($"Linear4bit: weight {weight.ShapeString} has an odd element count");
+        int blocks = (int)((weight.NumElements + blockSize - 1) / blockSize);
+        return TensorScope.Unscoped(() => QuantizeWeight(weight, type, blockSize, blocks, doubleQuant));
+    }
+
+    private static QuantizedParts Adopt(int outFeatures, int inFeatures, int blockSize, Quant4Storage s)
+    {
+        long n = (long)outFeatures * inFeatures;
+        long blocks = (n + blockSize - 1) / blockSize;
+        void Require(bool ok, string what)
+        {
+            if (!ok) throw new ArgumentException($"Linear4bit: stored weight for ({outFeatures}, {inFeatures}) with block size {blockSize}: {what}");
+        }
+        Require(n % 2 == 0 && s.Packed.Length == n / 2, $"expected {n / 2} packed bytes, got {s.Packed.Length}");
+        Require((s.Absmax == null) != (s.AbsmaxQ == null), "give either fp32 absmax or double-quantized absmax");
+        Require((s.Absmax ?? (Array)s.AbsmaxQ!).Length == blocks, $"expected {blocks} absmax values");
+        if (s.AbsmaxQ != null)
+        {
+            Require(s.NestedAbsmax?.Length == (blocks + NestedBlockSize - 1) / NestedBlockSize, $"expected {(blocks + NestedBlockSize - 1) / NestedBlockSize} nested absmax values");
+            Require(s.NestedCode?.Length == 256, "expected a 256-entry nested code");
+        }
+        static Tensor? Copy<T>(T[]? a, DType dtype) where T : unmanaged => a == null ? null : Tensor.FromSpan<T>(a, [a.Length], dtype);
+        return TensorScope.Unscoped(() => new QuantizedParts(outFeatures, inFeatures, Copy(s.Packed, DType.UInt8)!,
+            Copy(s.Absmax, DType.Float32), Copy(s.AbsmaxQ, DType.UInt8), Copy(s.NestedAbsmax, DType.Float32), Copy(s.NestedCode, DType.Float32), s.NestedOffset));
+    }
+
+    /// <summary>Copies of the stored parts (what a pre-quantized checkpoint holds for this layer).</summary>
+    public Quant4Storage Storage() => new(_packed.AsSpan<byte>().ToArray(), _absmax?.Data.ToArray(), _absmaxQ?.AsSpan<byte>().ToArray(),
+                                          _nestedAbsmax?.Data.ToArray(), _nestedCode?.Data.ToArray(), _nestedOffset);
 
     private static QuantizedParts QuantizeWeight(Tensor weight, NqQuant4Type type, int blockSize, int blocks, bool doubleQuant)
     {
@@ -59,7 +95,7 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
         var packed = Tensor.Empty([(int)(n / 2)], DType.UInt8);
         var absmax = Tensor.Empty([blocks]);
         Nq.Check(NativeMethods.nq_quant4_quantize(type, weight.DataPointer, n, blockSize, (byte*)packed.RawPointer, absmax.DataPointer));
-        if (!doubleQuant) return new QuantizedParts(packed, absmax, null, null, null, 0f);
+        if (!doubleQuant) return new QuantizedParts(weight.Size(0), weight.Size(1), packed, absmax, null, null, null, 0f);
         using (absmax)
         {
             var code = Tensor.Empty([256]);
@@ -68,7 +104,7 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
             var nested = Tensor.Empty([(blocks + NestedBlockSize - 1) / NestedBlockSize]);
             float offset;
             Nq.Check(NativeMethods.nq_absmax_compress(absmax.DataPointer, blocks, NestedBlockSize, code.DataPointer, (byte*)q.RawPointer, nested.DataPointer, &offset));
-            return new QuantizedParts(packed, null, q, nested, code, offset);
+            return new QuantizedParts(weight.Size(0), weight.Size(1), packed, null, q, nested, code, offset);
         }
     }
 
@@ -116,3 +152,8 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IQuantizedWeight
         return w;
     }
 }
+
+/// <summary>A 4-bit weight's stored parts (bitsandbytes' Params4bit tensors): packed codes and either fp32
+/// <paramref name="Absmax"/> per block or, with double quantization, uint8 <paramref name="AbsmaxQ"/> codes of
+/// <paramref name="NestedCode"/> scaled by <paramref name="NestedAbsmax"/> per 256 blocks, plus <paramref name="NestedOffset"/>.</summary>
+public sealed record Quant4Storage(byte[] Packed, float[]? Absmax, byte[]? AbsmaxQ, float[]? NestedAbsmax, float[]? NestedCode, float NestedOffset);

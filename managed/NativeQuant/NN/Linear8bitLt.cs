@@ -7,7 +7,8 @@ namespace NativeQuant.NN;
 /// <summary>
 /// A frozen linear layer in LLM.int8() form (bitsandbytes' Linear8bitLt): int8 weight (out, in) with one absmax
 /// per row (SCB). Forward uses the native mixed-precision matmul (outlier columns of x above the threshold in
-/// fp32, the rest in int8); dX = dY · W uses the dequantized weight.
+/// fp32, the rest in int8); dX = dY · W uses the dequantized weight, or the int8 product (see
+/// <see cref="BackwardCompute"/>).
 /// </summary>
 public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeight
 {
@@ -18,6 +19,12 @@ public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeig
     public int InFeatures { get; }
     public float Threshold { get; }
     public Parameter? Bias { get; }
+
+    /// <summary>How backward computes dX = dY · W. null (default): the dequantized fp32 weight through
+    /// <see cref="Gemm.Sgemm"/>. <see cref="NqComputeType.F32"/> / <see cref="NqComputeType.Bf16"/>: the native
+    /// backward dequantizing W tile by tile in that precision. <see cref="NqComputeType.Int8"/>: SwitchBack's int8
+    /// input gradient (dY · SCB / 127 quantized per row, int32 products): the forward's speed, ~1% error.</summary>
+    public NqComputeType? BackwardCompute { get; set; }
 
     /// <summary>Quantizes <paramref name="weight"/> (out, in) fp32 row-wise; the caller keeps ownership of it.</summary>
     public Linear8bitLt(Tensor weight, Parameter? bias, float threshold)
@@ -33,6 +40,25 @@ public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeig
         if (bias != null) Bias = RegisterParameter("bias", bias);
     }
 
+    /// <summary>Adopts a row-wise int8 weight (out, in) quantized elsewhere (a pre-quantized checkpoint's
+    /// `weight` and `SCB`) byte for byte.</summary>
+    public Linear8bitLt(int outFeatures, int inFeatures, ReadOnlySpan<sbyte> weight, ReadOnlySpan<float> scb, Parameter? bias, float threshold)
+    {
+        if (weight.Length != (long)outFeatures * inFeatures || scb.Length != outFeatures)
+            throw new ArgumentException($"Linear8bitLt: stored weight for ({outFeatures}, {inFeatures}) needs {(long)outFeatures * inFeatures} int8 values and {outFeatures} SCB, got {weight.Length} and {scb.Length}");
+        OutFeatures = outFeatures;
+        InFeatures = inFeatures;
+        Threshold = threshold;
+        _q = RegisterBuffer("weight", TensorScope.Unscoped(() => Tensor.Empty([outFeatures, inFeatures], DType.Int8)));
+        _scb = RegisterBuffer("SCB", TensorScope.Unscoped(() => Tensor.Empty([outFeatures])));
+        weight.CopyTo(_q.AsSpan<sbyte>());
+        scb.CopyTo(_scb.Data);
+        if (bias != null) Bias = RegisterParameter("bias", bias);
+    }
+
+    /// <summary>Copies of the int8 weight (out × in, row-major) and the row absmax SCB.</summary>
+    public (sbyte[] Weight, float[] Scb) Storage() => (_q.AsSpan<sbyte>().ToArray(), _scb.Data.ToArray());
+
     /// <summary>x (..., in) -> (..., out)</summary>
     public override Tensor Forward(Tensor x) => Functional.QuantizedLinear(x, this, Bias);
 
@@ -47,6 +73,12 @@ public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeig
 
     void IQuantizedWeight.MatMulAccumulate(float* dy, int m, float* dx)
     {
+        if (BackwardCompute is { } compute)
+        {
+            Nq.Check(NativeMethods.nq_int8_matmul_backward(dy, m, OutFeatures, (sbyte*)_q.RawPointer, _scb.DataPointer, InFeatures,
+                                                           compute, 1f, dx));
+            return;
+        }
         using var w = Dequantize();
         Gemm.Sgemm(false, false, m, InFeatures, OutFeatures, dy, w.DataPointer, 1f, dx);
     }

@@ -1,4 +1,5 @@
 using NativeQuant.NN;
+using NativeQuant.Tensors;
 
 namespace NativeQuant.Peft;
 
@@ -26,6 +27,20 @@ public static class LinearLayers
         Linear8bitLt q => q.Bias,
         _ => null,
     };
+
+    /// <summary>A new fp32 (out, in) copy of a linear-like layer's weight: dequantized, or transposed for Conv1D.</summary>
+    public static Tensor WeightOutIn(Module m) => TensorScope.Unscoped(() =>
+    {
+        switch (m)
+        {
+            case Linear l: return l.Weight.Clone();
+            case Conv1D c:
+                using (var t = c.Weight.TransposeView(0, 1)) return t.Contiguous();
+            case Linear4bit q: return q.Dequantize();
+            case Linear8bitLt q: return q.Dequantize();
+            default: throw new ArgumentException($"{m.GetType().Name} is not a linear layer (expected Linear, Conv1D, Linear4bit or Linear8bitLt)");
+        }
+    });
 
     /// <summary>Weights counted as PEFT counts them: bitsandbytes keeps quantized weights as parameters
     /// (Int8Params out×in; Params4bit packed uint8 whose numel PEFT doubles back to out×in), while this engine

@@ -6,19 +6,22 @@ using NativeQuant.Models;
 using NativeQuant.Models.Gpt2;
 using NativeQuant.Models.Llama;
 using NativeQuant.NN;
+using NativeQuant.Quantization;
 using NativeQuant.Tensors;
 
 namespace NativeQuant.Peft;
 
 /// <summary>
 /// Writes a (merged) <see cref="CausalLM"/> as a Hugging Face model directory that <see cref="CausalLM.Load"/>
-/// reads back: config.json, model.safetensors with fp32 weights under HF names (quantized layers dequantized),
-/// and the given tokenizer files. The directory is built next to its destination and renamed into place, so a
-/// failure never leaves a half-written model behind.
+/// reads back: config.json, model.safetensors with fp32 weights under HF names, and the given tokenizer files.
+/// Quantized layers are dequantized, or, with <c>quantization</c>, written as they are in bitsandbytes' layout with
+/// config.json's quantization_config, as transformers saves a bitsandbytes model (<see cref="BnbLayers"/>). The
+/// directory is built next to its destination and renamed into place, so a failure never leaves a half-written
+/// model behind.
 /// </summary>
 public static class MergedModelWriter
 {
-    public static void Save(CausalLM model, string directory, IEnumerable<string> tokenizerFiles)
+    public static void Save(CausalLM model, string directory, IEnumerable<string> tokenizerFiles, BnbQuantizationConfig? quantization = null)
     {
         string target = Path.GetFullPath(directory);
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
@@ -27,8 +30,10 @@ public static class MergedModelWriter
         Directory.CreateDirectory(staging);
         try
         {
-            AtomicFile.Write(Path.Combine(staging, HfDirectory.ConfigFile), s => JsonSerializer.Serialize(s, Config(model), JsonOptions));
-            WriteWeights(model, Path.Combine(staging, HfDirectory.SingleFile));
+            var config = Config(model);
+            if (quantization != null) config[BnbQuantizationConfig.Field] = quantization.ToJson();
+            AtomicFile.Write(Path.Combine(staging, HfDirectory.ConfigFile), s => JsonSerializer.Serialize(s, config, JsonOptions));
+            WriteWeights(model, Path.Combine(staging, HfDirectory.SingleFile), quantization);
             foreach (var file in tokenizerFiles) File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
             if (Directory.Exists(target)) Directory.Delete(target);
             Directory.Move(staging, target);
@@ -64,7 +69,7 @@ public static class MergedModelWriter
         _ => throw new NotSupportedException($"cannot write {model.GetType().Name} as a Hugging Face directory (supported: LlamaForCausalLM with rotate-half RoPE, GPT2LMHeadModel)"),
     };
 
-    private static void WriteWeights(CausalLM model, string path)
+    private static void WriteWeights(CausalLM model, string path, BnbQuantizationConfig? quantization)
     {
         var dequantized = new List<Tensor>();
         try
@@ -74,6 +79,13 @@ public static class MergedModelWriter
             foreach (var (name, p) in model.NamedParameters()) Add(writer, name, p);
             foreach (var (name, m) in model.NamedModules())
             {
+                if (quantization != null && BnbLayers.Components(m, name + ".weight") is { } stored)
+                {
+                    if (!quantization.Describes(m))
+                        throw new InvalidOperationException($"{name} is a {m.GetType().Name} that the quantization_config ({quantization.TypeName}) does not describe");
+                    foreach (var c in stored) writer.Add(c.Name, c.DType, c.Shape, c.Data);
+                    continue;
+                }
                 if (Dequantize(m, model is Gpt2LMHeadModel) is not { } w) continue;
                 dequantized.Add(w);
                 Add(writer, name + ".weight", w);
@@ -94,7 +106,7 @@ public static class MergedModelWriter
         if (m is not (Linear4bit or Linear8bitLt)) return null;
         return TensorScope.Unscoped(() =>
         {
-            var w = m is Linear4bit q4 ? q4.Dequantize() : ((Linear8bitLt)m).Dequantize();
+            var w = LinearLayers.WeightOutIn(m);
             if (!conv1D) return w;
             using (w)
             {

@@ -25,6 +25,12 @@ public sealed class Int8RowwiseTensor : QuantizedTensor
         return new(shape, q, scb);
     }
 
+    /// <summary>A row-wise int8 weight (rows, cols) from its codes and row absmax (shared, not copied).</summary>
+    public static Int8RowwiseTensor FromStorage(long[] shape, sbyte[] q, float[] scb) => new(shape, q, scb);
+
+    /// <summary>The int8 codes and row absmax SCB (shared, not copied).</summary>
+    public (sbyte[] Q, float[] Scb) Storage => (_q, _scb);
+
     /// <summary>"a.b.weight" -> "a.b" (bnb keeps SCB and weight_format at module level).</summary>
     public static string ModulePrefix(string weightName) =>
         weightName.EndsWith(".weight", StringComparison.Ordinal) ? weightName[..^".weight".Length] : weightName;

@@ -51,6 +51,22 @@ public sealed class Quant4Tensor : QuantizedTensor
         return new(shape, type, state, packed, code, null, q, nestedAbsmax, nestedCode);
     }
 
+    /// <summary>A 4-bit weight from its stored parts (e.g. a Linear4bit's), with bitsandbytes' code tables and
+    /// nested block size; <paramref name="originalDType"/> is recorded in the quant state.</summary>
+    public static Quant4Tensor FromStorage(NqQuant4Type type, int blocksize, long[] shape, NN.Quant4Storage s, string originalDType)
+    {
+        var state = s.AbsmaxQ == null
+            ? new BnbQuantState(BnbQuantState.TypeName(type), blocksize, originalDType, shape)
+            : new BnbQuantState(BnbQuantState.TypeName(type), blocksize, originalDType, shape, NN.Linear4bit.NestedBlockSize, "float32", s.NestedOffset);
+        return new(shape, type, state, s.Packed, QuantKernels.Quant4Code(type), s.Absmax, s.AbsmaxQ, s.NestedAbsmax, s.NestedCode);
+    }
+
+    /// <summary>The stored parts, shared with this tensor (not copied).</summary>
+    public NN.Quant4Storage Storage => new(_packed, _absmax, _absmaxQ, _nestedAbsmax, _nestedCode, State.NestedOffset ?? 0f);
+
+    /// <summary>The 16 code values stored as quant_map.</summary>
+    public ReadOnlySpan<float> QuantMap => _code;
+
     /// <summary>Name of the quant_state tensor if <paramref name="weightName"/> is stored in this layout.</summary>
     public static string? FindStateTensor(ITensorSource source, string weightName)
     {

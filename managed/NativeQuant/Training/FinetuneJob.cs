@@ -43,7 +43,7 @@ public sealed class FinetuneJob : IDisposable
     public static FinetuneJob Create(FinetuneSettings s, string runDirectory)
     {
         s.Validate();
-        var quant = new QuantConfig(QuantConfig.Parse(s.Quant), s.DoubleQuant);
+        var quant = new QuantConfig(ModelLoader.ResolveQuant(s.Model, s.Quant, QuantType.Nf4), s.DoubleQuant, QuantizeHead: s.QuantizeHead);
         var model = CausalLM.Load(s.Model, quant);
         try
         {

@@ -7,9 +7,11 @@ namespace NativeQuant.Training;
 public sealed record FinetuneSettings
 {
     public string Model { get; init; } = "stories15M";
-    /// <summary>nf4 | fp4 | int8 | none</summary>
-    public string Quant { get; init; } = "nf4";
+    /// <summary>nf4 | fp4 | int8 | none; null: nf4, or the checkpoint's own format when it is stored pre-quantized.</summary>
+    public string? Quant { get; init; }
     public bool DoubleQuant { get; init; } = true;
+    /// <summary>Quantize the (frozen) output head too, in the --quant format (QuantConfig.QuantizeHead).</summary>
+    public bool QuantizeHead { get; init; }
     public int LoraR { get; init; } = 8;
     public float LoraAlpha { get; init; } = 16;
     public float LoraDropout { get; init; }

@@ -88,6 +88,24 @@ public class MatMulTests
     }
 
     [Test]
+    public unsafe void Int8BackwardWithInt8ComputeStaysClose()
+    {
+        const int m = 5, n = 70, k = 96;
+        var dy = Randn(m * n, 7); var wf = Randn(n * k, 8);
+        var w = new sbyte[n * k]; var scb = new float[n];
+        fixed (float* pw = wf, ps = scb)
+        fixed (sbyte* pq = w)
+            Nq.Check(NativeMethods.nq_int8_rowwise_quantize(pw, n, k, pq, ps));
+        var exact = new double[m * k];
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++)
+                for (int j = 0; j < n; j++) exact[i * k + p] += (double)dy[i * n + j] * (w[j * k + p] * scb[j] / 127.0);
+        var dx = Enumerable.Repeat(float.NaN, m * k).ToArray();
+        MatMul.Int8Backward(dy, m, n, w, scb, k, dx, NqComputeType.Int8);
+        Assert.That(RelError(dx, exact), Is.LessThan(Int8RelTol));
+    }
+
+    [Test]
     public void ShapeMismatchAndNativeRejectionAreReported()
     {
         var a = new float[12]; var b = new float[12]; var c = new float[9];
