@@ -30,19 +30,11 @@ public static partial class Functional
                                RopeStyle style, float theta, float sign)
     {
         int half = d / 2;
-        Span<float> cos = stackalloc float[half];
-        Span<float> sin = stackalloc float[half];
+        var angles = RopeAngles.For(theta, d, startPos + t);
         for (int ti = 0; ti < t; ti++)
         {
-            int pos = startPos + ti;
-            for (int i = 0; i < half; i++)
-            {
-                // fp32 like llama2.c and HF: inv_freq in float, then pos * inv_freq in float.
-                float invFreq = 1f / MathF.Pow(theta, 2f * i / d);
-                float angle = pos * invFreq;
-                cos[i] = MathF.Cos(angle);
-                sin[i] = sign * MathF.Sin(angle);
-            }
+            var cos = angles.Cos.AsSpan((startPos + ti) * half, half);
+            var sin = angles.Sin.AsSpan((startPos + ti) * half, half);
             for (int bi = 0; bi < b; bi++)
             for (int hi = 0; hi < h; hi++)
             {
@@ -52,8 +44,9 @@ public static partial class Functional
                     int i0 = style == RopeStyle.Interleaved ? off + 2 * i : off + i;
                     int i1 = style == RopeStyle.Interleaved ? i0 + 1 : i0 + half;
                     float x0 = src[i0], x1 = src[i1];
-                    dst[i0] = x0 * cos[i] - x1 * sin[i];
-                    dst[i1] = x0 * sin[i] + x1 * cos[i];
+                    float sn = sign * sin[i];
+                    dst[i0] = x0 * cos[i] - x1 * sn;
+                    dst[i1] = x0 * sn + x1 * cos[i];
                 }
             }
         }

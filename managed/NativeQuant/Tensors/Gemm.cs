@@ -20,6 +20,9 @@ internal static unsafe class Gemm
     // thread-pool workers costs more than it saves: measured 0.1-0.7 ms per Parallel.For on the shared 2-vCPU box,
     // e.g. a 1x288x288 product took 213 us split in 5 tiles vs ~10 us on one thread.
     internal const long ParallelThreshold = 1 << 18;
+    // The same for SpinPool, whose helper is usually spinning during decode: below 2^15 multiply-adds (128 KiB of
+    // fp32 weight, ~5 us on one core) even handing it parts costs more than it saves.
+    private const long SpinPoolThreshold = 1 << 15;
 
     private static bool s_nativeMissing;
     private const int GemvMaxRows = 4;
@@ -67,7 +70,7 @@ internal static unsafe class Gemm
     }
 
     // C[i,j] = dot(A_i, B_j): B is (N,K) row-major, so each output is one contiguous dot product. Columns are
-    // split into a few contiguous ranges per core (few thread-pool hops); inside a range, tiles of ColumnTile
+    // split into a few contiguous ranges per thread (SpinPool); inside a range, tiles of ColumnTile
     // rows of B stay in L2 while every row of A passes.
     private static void GemmDots(bool transA, int m, int n, int k, float* a, int lda, float* b, int ldb,
                                  float beta, float* c, int ldc)
@@ -81,10 +84,12 @@ internal static unsafe class Gemm
                 for (int i = 0; i < m; i++) DotRows(a + (long)i * lda, k, b, ldb, t0, t1, beta, c + (long)i * ldc);
             }
         }
-        // A few ranges per core: the caller steals a range a descheduled worker has not started (shared box).
-        int parts = (long)m * n * k < ParallelThreshold ? 1 : Math.Min(4 * Environment.ProcessorCount, (n + ColumnTile - 1) / ColumnTile);
-        if (parts <= 1) Range(0, n);
-        else Parallel.For(0, parts, p => Range((int)((long)n * p / parts), (int)((long)n * (p + 1) / parts)));
+        // A few ranges per thread: the caller takes over a range a descheduled helper has not started (shared box).
+        // Ranges are whole multiples of DotRows' four rows.
+        int parts = (long)m * n * k < SpinPoolThreshold ? 1 : Math.Min(4 * SpinPool.Width, (n + 3) / 4);
+        if (parts <= 1) { Range(0, n); return; }
+        int width = ((n + parts - 1) / parts + 3) & ~3;
+        SpinPool.For((n + width - 1) / width, p => Range(p * width, Math.Min(n, (p + 1) * width)));
     }
 
     // y[j] = dot(x, B_j) (+ beta·y[j]) for j in [j0, j1). Four rows of B per pass share every load of x and

@@ -24,9 +24,10 @@ public sealed class LlamaAttention : Module
     public Tensor Forward(Tensor x, int startPos, KVCache? cache, int layer)
     {
         int b = x.Size(0), t = x.Size(1), d = _c.HeadDim;
-        var q = Child<Module<Tensor, Tensor>>("q_proj").Forward(x).Reshape(b, t, _c.NumAttentionHeads, d);   // (B,T,Hq,D)
-        var k = Child<Module<Tensor, Tensor>>("k_proj").Forward(x).Reshape(b, t, _c.NumKeyValueHeads, d);    // (B,T,Hkv,D)
-        var v = Child<Module<Tensor, Tensor>>("v_proj").Forward(x).Reshape(b, t, _c.NumKeyValueHeads, d);
+        var qkv = Projections.Apply(x, Child<Module<Tensor, Tensor>>("q_proj"), Child<Module<Tensor, Tensor>>("k_proj"), Child<Module<Tensor, Tensor>>("v_proj"));
+        var q = qkv[0].Reshape(b, t, _c.NumAttentionHeads, d);  // (B,T,Hq,D)
+        var k = qkv[1].Reshape(b, t, _c.NumKeyValueHeads, d);   // (B,T,Hkv,D)
+        var v = qkv[2].Reshape(b, t, _c.NumKeyValueHeads, d);
         q = Functional.Rope(q, startPos, _c.RopeStyle, _c.RopeTheta);
         k = Functional.Rope(k, startPos, _c.RopeStyle, _c.RopeTheta);
         Tensor y;
@@ -55,9 +56,8 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
     /// <summary>x (B, T, C) -> (B, T, C)</summary>
     public override Tensor Forward(Tensor x)
     {
-        var gate = Child<Module<Tensor, Tensor>>("gate_proj").Forward(x);   // (B,T,I)
-        var up = Child<Module<Tensor, Tensor>>("up_proj").Forward(x);       // (B,T,I)
-        return Child<Module<Tensor, Tensor>>("down_proj").Forward(Functional.SwiGlu(gate, up));
+        var gateUp = Projections.Apply(x, Child<Module<Tensor, Tensor>>("gate_proj"), Child<Module<Tensor, Tensor>>("up_proj"));  // 2 x (B,T,I)
+        return Child<Module<Tensor, Tensor>>("down_proj").Forward(Functional.SwiGlu(gateUp[0], gateUp[1]));
     }
 }
 
@@ -83,5 +83,42 @@ public sealed class LlamaDecoderLayer : Module
         var h = Functional.Add(x, a);
         var m = Child<LlamaMLP>("mlp").Forward(Child<RMSNorm>("post_attention_layernorm").Forward(h));
         return Functional.Add(h, m);
+    }
+}
+
+/// <summary>
+/// Products of one input with several weights (q/k/v, gate/up). At inference, decode-shaped products (M &lt;= 4) with
+/// small bias-free quantized weights run side by side on <see cref="SpinPool"/>: below the native work cut-off
+/// (gemv.h) each 4-/8-bit GEMV runs on its calling thread, so one after another they would leave the other core idle.
+/// Everything else (fp32 weights split their own rows in <see cref="Gemm"/>; LoRA, training, prefill) runs each
+/// module's Forward.
+/// </summary>
+internal static unsafe class Projections
+{
+    // Bytes of weight x rows below which a native GEMV stays on its calling thread (kSerialWorkBytes in gemv.h),
+    // counted at one byte per weight (an upper bound for 4-bit and int8).
+    private const long NativeSerialWork = 4 << 20;
+
+    /// <summary>x (B, T, C) -> one (B, T, out_i) per module.</summary>
+    public static Tensor[] Apply(Tensor x, params Module<Tensor, Tensor>[] linears)
+    {
+        int m = (int)(x.NumElements / x.Size(-1));
+        var weights = linears.Select(l => l switch { Linear4bit { Bias: null } w => w, Linear8bitLt { Bias: null } w => (IQuantizedWeight)w, _ => null }).ToArray();
+        bool together = m <= 4 && x.IsContiguous && !Functional.Recording(x) &&
+                        weights.All(w => w != null && w.InFeatures == x.Size(-1) && (long)w.OutFeatures * w.InFeatures * m < NativeSerialWork);
+        if (!together) return linears.Select(l => l.Forward(x)).ToArray();
+
+        var outputs = new Tensor[linears.Length];
+        var y = new nint[linears.Length];
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            var shape = x.Shape.ToArray();
+            shape[^1] = weights[i]!.OutFeatures;
+            outputs[i] = Tensor.Empty(shape);
+            y[i] = (nint)outputs[i].DataPointer;
+        }
+        float* xp = x.DataPointer;
+        SpinPool.For(outputs.Length, i => weights[i]!.MatMulTransposed(xp, m, (float*)y[i]));
+        return outputs;
     }
 }

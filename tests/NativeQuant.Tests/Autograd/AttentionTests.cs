@@ -1,0 +1,50 @@
+using NativeQuant.Autograd;
+using NativeQuant.Tensors;
+using NUnit.Framework;
+
+namespace NativeQuant.Tests.Autograd;
+
+/// <summary>Attention's blocked kernels (prefill: 4 queries against transposed keys; decode: one query against key
+/// rows; 32/16-column and scalar tails of the head dim) against a direct double-precision evaluation.</summary>
+public class AttentionTests
+{
+    [TestCase(1, 1, 9, 48, 6, 6)]     // a decode step after 9 cached positions
+    [TestCase(1, 1, 40, 48, 6, 6)]    // a decode step: two 16-key passes and a tail
+    [TestCase(2, 2, 45, 32, 4, 2)]    // two queries (decode path), three 16-key passes
+    [TestCase(3, 2, 9, 48, 6, 3)]     // a few queries after cached positions, grouped kv heads
+    [TestCase(4, 4, 0, 48, 2, 2)]     // one full query block
+    [TestCase(2, 7, 30, 40, 4, 2)]    // partial blocks, 32-column block + scalar tail, keys past one 32-key block
+    [TestCase(1, 37, 0, 16, 3, 1)]    // prefill: 16-column block, many query blocks
+    [TestCase(2, 5, 3, 8, 2, 2)]      // head dim below one vector
+    public void MatchesDirectEvaluation(int batch, int t, int offset, int d, int hq, int hkv)
+    {
+        using var scope = new TensorScope();
+        using var noGrad = GradMode.NoGrad();
+        var rng = new Random(t * 31 + d);
+        int s = offset + t;
+        var q = Tensor.RandN([batch, t, hq, d], rng, 1f);
+        var k = Tensor.RandN([batch, s, hkv, d], rng, 1f);
+        var v = Tensor.RandN([batch, s, hkv, d], rng, 1f);
+        var y = Functional.Attention(q, k, v, offset).Data.ToArray();
+        float[] qd = q.Data.ToArray(), kd = k.Data.ToArray(), vd = v.Data.ToArray();
+        double scale = 1 / Math.Sqrt(d);
+        for (int b = 0; b < batch; b++)
+        for (int i = 0; i < t; i++)
+        for (int h = 0; h < hq; h++)
+        {
+            int kh = h / (hq / hkv), visible = offset + i + 1;
+            var w = new double[visible];
+            for (int j = 0; j < visible; j++)
+                for (int c = 0; c < d; c++)
+                    w[j] += qd[((b * t + i) * hq + h) * d + c] * (double)kd[((b * s + j) * hkv + kh) * d + c] * scale;
+            double max = w.Max(), sum = 0;
+            for (int j = 0; j < visible; j++) sum += w[j] = Math.Exp(w[j] - max);
+            for (int c = 0; c < d; c++)
+            {
+                double expect = 0;
+                for (int j = 0; j < visible; j++) expect += w[j] / sum * vd[((b * s + j) * hkv + kh) * d + c];
+                Assert.That(y[((b * t + i) * hq + h) * d + c], Is.EqualTo(expect).Within(1e-5), $"y[{b},{i},{h},{c}]");
+            }
+        }
+    }
+}
