@@ -70,7 +70,7 @@ public static class BenchTrainCommand
             using (ids) using (positions) using (targetIds)
             {
                 NativeRuntime.ResetPeak();
-                var phases = new List<(double Fwd, double Bwd, double Opt, float Loss)>();
+                var phases = new List<(double Fwd, double Bwd, double Opt, double Cpu, float Loss)>();
                 for (int i = 0; i < nWarm + nSteps; i++)
                 {
                     ct.ThrowIfCancellationRequested();
@@ -79,7 +79,8 @@ public static class BenchTrainCommand
                 }
                 var mem = MemoryReport.Capture(peft, optimizer);
                 double fwd = Median(phases.Select(p => p.Fwd)), bwd = Median(phases.Select(p => p.Bwd)),
-                       opt = Median(phases.Select(p => p.Opt)), step = Median(phases.Select(p => p.Fwd + p.Bwd + p.Opt));
+                       opt = Median(phases.Select(p => p.Opt)), step = Median(phases.Select(p => p.Fwd + p.Bwd + p.Opt)),
+                       cpu = Median(phases.Select(p => p.Cpu));
                 double tps = (double)b * t / step;
                 string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
                 if (ctx.Value(json))
@@ -90,7 +91,7 @@ public static class BenchTrainCommand
                         ["lora_r"] = ctx.Value(rank), ["gradient_checkpointing"] = lm.GradientCheckpointing, ["seq"] = t, ["batch"] = b,
                         ["steps"] = nSteps, ["threads"] = NativeRuntime.Threads,
                         ["tokens_per_second"] = tps, ["step_seconds"] = step, ["forward_seconds"] = fwd, ["backward_seconds"] = bwd,
-                        ["optimizer_seconds"] = opt, ["loss"] = phases[^1].Loss,
+                        ["optimizer_seconds"] = opt, ["step_cpu_seconds"] = cpu, ["loss"] = phases[^1].Loss,
                         ["peak_rss_bytes"] = mem.PeakRssBytes, ["build_peak_rss_bytes"] = buildPeakRss, ["native_peak_bytes"] = mem.NativePeakBytes,
                         ["native_live_bytes"] = mem.NativeLiveBytes, ["weight_bytes"] = mem.WeightBytesByFormat,
                         ["trainable_parameters"] = mem.TrainableParameters, ["gradient_bytes"] = mem.GradientBytes,
@@ -101,6 +102,7 @@ public static class BenchTrainCommand
                 }
                 ctx.Out.WriteLine(Inv($"{name} {ctx.Value(quant)}{(qc.DoubleQuant ? "+dq" : "")}, LoRA r={ctx.Value(rank)} on {targetText}, seq {t} x batch {b}, checkpointing {lm.GradientCheckpointing}, {NativeRuntime.Threads} threads"));
                 ctx.Out.WriteLine(Inv($"median of {nSteps} steps: {tps:F0} tok/s; step {step * 1e3:F0} ms = forward {fwd * 1e3:F0} + backward {bwd * 1e3:F0} + optimizer {opt * 1e3:F1} ms; loss {phases[^1].Loss:F4}"));
+                ctx.Out.WriteLine(Inv($"process CPU time per step {cpu * 1e3:F0} ms (user + system, all threads: compare this on a shared machine)"));
                 ctx.Out.WriteLine($"peak RSS {MemoryReport.Mib(mem.PeakRssBytes)} (after building the model: {MemoryReport.Mib(buildPeakRss)})");
                 foreach (var line in mem.Lines()) ctx.Out.WriteLine("  " + line);
                 if (load.Length > 0) ctx.Out.WriteLine($"load average: {load}");
@@ -142,11 +144,13 @@ public static class BenchTrainCommand
                                            Tensor.FromArray(targets.ToArray(), targets.Count)));
     }
 
-    private static (double Fwd, double Bwd, double Opt, float Loss) Step(CausalLM lm, NativeOptimizer optimizer, Tensor ids, Tensor positions, Tensor targets)
+    private static (double Fwd, double Bwd, double Opt, double Cpu, float Loss) Step(CausalLM lm, NativeOptimizer optimizer, Tensor ids, Tensor positions, Tensor targets)
     {
         using var scope = new TensorScope();
+        var process = Process.GetCurrentProcess();
+        var cpuStart = process.TotalProcessorTime;
         long start = Stopwatch.GetTimestamp();
-        var loss = Functional.CrossEntropy(lm.Forward(ids, positions), targets);
+        var loss = lm.Loss(ids, positions, targets);
         float value = loss.Item();
         long forwarded = Stopwatch.GetTimestamp();
         loss.Backward();
@@ -154,8 +158,10 @@ public static class BenchTrainCommand
         optimizer.Step();
         optimizer.ZeroGrad();
         long stepped = Stopwatch.GetTimestamp();
+        process.Refresh();
+        double cpu = (process.TotalProcessorTime - cpuStart).TotalSeconds;
         double S(long a, long z) => (double)(z - a) / Stopwatch.Frequency;
-        return (S(start, forwarded), S(forwarded, backwarded), S(backwarded, stepped), value);
+        return (S(start, forwarded), S(forwarded, backwarded), S(backwarded, stepped), cpu, value);
     }
 
     private static double Median(IEnumerable<double> values)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Tensor = NativeQuant.Tensors.Tensor;
 using NativeQuant.Tensors;
 
@@ -86,11 +87,8 @@ public static partial class Functional
         for (int r = 0; r < rows; r++)
         {
             var xr = xs.Slice(r * c, c);
-            double mu = 0, var = 0;
-            for (int i = 0; i < c; i++) mu += xr[i];
-            mu /= c;
-            for (int i = 0; i < c; i++) { double d = xr[i] - mu; var += d * d; }
-            float s = (float)(1.0 / Math.Sqrt(var / c + eps));
+            var (mu, var) = MeanAndVariance(xr);
+            float s = (float)(1.0 / Math.Sqrt(var + eps));
             mean[r] = (float)mu;
             rstd[r] = s;
             var yr = ys.Slice(r * c, c);
@@ -99,6 +97,41 @@ public static partial class Functional
             TensorPrimitives.FusedMultiplyAdd(yr, weight.Data, bias.Data, yr);
         }
         return Recording(x, weight, bias) ? Record(y, new LayerNormNode(x, weight, bias, mean, rstd)) : y;
+    }
+
+    /// <summary>Σ x accumulated in double, vectorized (float lanes widened).</summary>
+    internal static double SumInDouble(ReadOnlySpan<float> x)
+    {
+        Vector256<double> sum = default;
+        int i = 0;
+        for (; i + Vector256<float>.Count <= x.Length; i += Vector256<float>.Count)
+        {
+            var v = Vector256.Create(x.Slice(i, Vector256<float>.Count));
+            sum += Vector256.WidenLower(v) + Vector256.WidenUpper(v);
+        }
+        double total = Vector256.Sum(sum);
+        for (; i < x.Length; i++) total += x[i];
+        return total;
+    }
+
+    // Mean and biased variance of a row in double, two passes (no E[x²] - E[x]² cancellation), vectorized: the
+    // scalar loops were ~2% of a GPT-2 training step.
+    private static (double Mean, double Variance) MeanAndVariance(ReadOnlySpan<float> x)
+    {
+        double mu = SumInDouble(x) / x.Length;
+        var m = Vector256.Create(mu);
+        Vector256<double> sq = default;
+        int i = 0;
+        for (; i + Vector256<float>.Count <= x.Length; i += Vector256<float>.Count)
+        {
+            var v = Vector256.Create(x.Slice(i, Vector256<float>.Count));
+            var lo = Vector256.WidenLower(v) - m;
+            var hi = Vector256.WidenUpper(v) - m;
+            sq += lo * lo + hi * hi;
+        }
+        double var = Vector256.Sum(sq);
+        for (; i < x.Length; i++) { double d = x[i] - mu; var += d * d; }
+        return (mu, var / x.Length);
     }
 
     private sealed class LayerNormNode(Tensor x, Tensor w, Tensor b, float[] mean, float[] rstd) : Node(x, w, b)
@@ -126,7 +159,9 @@ public static partial class Functional
                 float m1 = TensorPrimitives.Sum(gxhat) / c;
                 float m2 = TensorPrimitives.Dot(gxhat, xhat) / c;
                 var dxr = gx.Data.Slice(r * c, c);
-                for (int i = 0; i < c; i++) dxr[i] += rstd[r] * (gxhat[i] - m1 - xhat[i] * m2);
+                TensorPrimitives.Subtract(gxhat, m1, gxhat);
+                TensorPrimitives.MultiplyAdd(xhat, -m2, gxhat, gxhat);
+                TensorPrimitives.MultiplyAdd(gxhat, rstd[r], dxr, dxr);
             }
         }
     }

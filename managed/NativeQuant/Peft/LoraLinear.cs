@@ -62,8 +62,10 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         if (AdapterDisabled) return y;
         var dropped = Child<ModuleDict<Dropout>>("lora_dropout")[AdapterName].Forward(x);
         var low = Child<ModuleDict<Linear>>("lora_A")[AdapterName].Forward(dropped);   // (..., r)
-        var up = Child<ModuleDict<Linear>>("lora_B")[AdapterName].Forward(low);        // (..., out)
-        return Functional.Add(y, Functional.Scale(up, Scaling));
+        // Scaling the rank-r product rather than the (..., out) one: same value up to rounding, r/out of the work
+        // and no extra (..., out) activation kept until the step ends.
+        var up = Child<ModuleDict<Linear>>("lora_B")[AdapterName].Forward(Functional.Scale(low, Scaling));  // (..., out)
+        return Functional.Add(y, up);
     }
 
     /// <summary>scaling · B·A as a new (out, in) tensor (the update merging adds to the base weight).</summary>

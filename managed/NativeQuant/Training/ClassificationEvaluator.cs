@@ -104,7 +104,7 @@ public sealed class ClassificationEvaluator : IEvaluator
                 if (candidate < 0)
                 {
                     var r = logits.Slice(row++ * vocab, vocab);
-                    double lse = LogProbs.LogSumExp(r);
+                    double lse = Functional.LogSumExp(r);
                     for (int c = 0; c < candidates.Length; c++) scores[example][c] = r[candidates[c][0]] - lse;
                 }
                 else

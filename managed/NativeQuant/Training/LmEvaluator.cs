@@ -28,7 +28,7 @@ public sealed class LmEvaluator(IReadOnlyList<TokenizedExample> examples, int pa
                 var (positions, targets) = batch.SupervisedNextTokens();
                 int count = (int)targets.NumElements;
                 if (count == 0) continue;
-                var loss = Functional.CrossEntropy(model.Forward(ids, positions), targets);
+                var loss = model.Loss(ids, positions, targets);
                 nll += (double)loss.Item() * count;
                 tokens += count;
             }

@@ -145,8 +145,8 @@ public sealed class Trainer : IDisposable
                 // A micro-batch without loss tokens adds nothing, so it is not forwarded (nor counted for DropoutReplay).
                 if (targets.NumElements == 0) continue;
                 using var scope = new TensorScope();
-                // Logits only where the loss reads them: the same loss and gradients as the full (B, T, V) head.
-                var mean = Functional.CrossEntropy(_model.Forward(ids, positions), targets);
+                // Loss only where targets are, head fused into it: the same loss and gradients as the full (B, T, V) head.
+                var mean = _model.Loss(ids, positions, targets);
                 _dropoutDraws++;
                 float weight = (float)targets.NumElements / lossTokens;
                 loss += (double)mean.Item() * weight;

@@ -7,7 +7,7 @@ using static NativeQuant.Tests.Autograd.GradCheck;
 
 namespace NativeQuant.Tests.Autograd;
 
-public class FunctionalGradTests
+public partial class FunctionalGradTests
 {
     private readonly List<Tensor> _leaves = new();
     private Random _rng = null!;
@@ -70,6 +70,11 @@ public class FunctionalGradTests
     [Test]
     public void Attention_QueriesAfterCachedPositions() =>
         Check(x => Functional.Attention(x[0], x[1], x[2], 2), L(1, 3, 2, 4), L(1, 5, 1, 4), L(1, 5, 1, 4));
+
+    // Head dims past one 16-float vector (vector and scalar column paths) and more than one four-row block.
+    [Test]
+    public void Attention_WideHeadsSeveralRowBlocks() =>
+        Check(x => Functional.Attention(x[0], x[1], x[2], 2), L(1, 6, 4, 20), L(1, 8, 2, 20), L(1, 8, 2, 20));
 
     [Test]
     public void CrossEntropy_WithIgnoredTargets()

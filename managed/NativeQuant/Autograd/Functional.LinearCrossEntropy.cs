@@ -1,0 +1,103 @@
+using System.Numerics.Tensors;
+using NativeQuant.Tensors;
+using Tensor = NativeQuant.Tensors.Tensor;
+
+namespace NativeQuant.Autograd;
+
+// The output head fused with its cross-entropy. A chunk of rows at a time: logits (rows, V) -> loss and
+// dL/dlogits in place -> dL/dhidden (and dL/dW) for those rows, so neither the (N, V) logits nor their gradient
+// ever exist (GPT-2 small at 255 positions: 2 x 49 MiB). The gradients are computed during the forward, for a
+// loss gradient of 1, and scaled by the actual one in backward.
+public static unsafe partial class Functional
+{
+    // Logits scratch per chunk: 64 rows at V = 50257. Fewer, larger chunks re-read W fewer times (each chunk
+    // runs two GEMMs over all of W); this keeps the scratch ~1/4 of the full logits of a 256-token sequence.
+    internal const long HeadChunkBytes = 64L * 50257 * sizeof(float);
+
+    /// <summary>Mean cross-entropy of <paramref name="targets"/> (N) int32 under logits = hidden (N, C) · weightᵀ,
+    /// weight (V, C): the value and gradients of <c>CrossEntropy(Linear(hidden, weight), targets, ignoreIndex)</c>
+    /// without the (N, V) logits.</summary>
+    public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, int ignoreIndex = -100)
+    {
+        RequireFloat(weight, "LinearCrossEntropy", nameof(weight));
+        if (weight.Rank != 2) throw new ArgumentException($"LinearCrossEntropy: weight must be (V, C), got {weight.ShapeString}");
+        int v = weight.Size(0), c = weight.Size(1);
+        float* w = weight.DataPointer;
+        var head = new HeadProducts(
+            (x, m, logits) => Gemm.Sgemm(false, true, m, v, c, x, w, 0f, logits),      // (m, V) = x · Wᵀ
+            (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx));          // dx (m, C) += dl · W
+        return HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
+    }
+
+    /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int)"/> for a frozen quantized head
+    /// (V = OutFeatures, C = InFeatures); only <paramref name="hidden"/> gets a gradient.</summary>
+    public static Tensor QuantizedLinearCrossEntropy(Tensor hidden, IQuantizedWeight weight, Tensor targets, int ignoreIndex = -100) =>
+        HeadCrossEntropy(hidden, null, new HeadProducts(weight.MatMulTransposed, weight.MatMulAccumulate),
+                         weight.OutFeatures, weight.InFeatures, targets, ignoreIndex);
+
+    private readonly record struct HeadProducts(HeadProduct Logits, HeadProduct AccumulateInputGrad);
+
+    private delegate void HeadProduct(float* input, int m, float* output);
+
+    private static Tensor HeadCrossEntropy(Tensor hidden, Tensor? weight, HeadProducts head, int v, int c, Tensor targets, int ignoreIndex)
+    {
+        RequireFloat(hidden, "LinearCrossEntropy", nameof(hidden));
+        targets.RequireDType(DType.Int32);
+        if (LastDim(hidden, "LinearCrossEntropy") != c)
+            throw new ArgumentException($"LinearCrossEntropy: hidden {hidden.ShapeString} does not match a head of {c} inputs");
+        int n = (int)(hidden.NumElements / c);
+        if (targets.NumElements != n) throw new ArgumentException($"LinearCrossEntropy: {n} rows of hidden {hidden.ShapeString} but {targets.NumElements} targets");
+        var ts = targets.AsSpan<int>();
+        int count = CountTargets(ts, v, ignoreIndex);
+        bool record = Recording(hidden, weight);
+        var gx = record && hidden.RequiresGrad ? Tensor.Zeros([n, c]) : null;                           // dL/dhidden for dL = 1
+        var gw = record && weight is { RequiresGrad: true } ? Tensor.Zeros([v, c]) : null;              // dL/dW for dL = 1
+        double total = 0;
+        if (count > 0)
+        {
+            int rows = (int)Math.Clamp(HeadChunkBytes / ((long)v * sizeof(float)), 1, n);
+            var nll = new double[rows];
+            float scale = 1f / count;
+            using var logits = Tensor.Empty([rows, v]);                                              // (rows, V) scratch
+            float* hp = hidden.DataPointer, lp = logits.DataPointer;
+            for (int r0 = 0; r0 < n; r0 += rows)
+            {
+                int m = Math.Min(rows, n - r0);
+                head.Logits(hp + (long)r0 * c, m, lp);
+                RowsCrossEntropyGrad(lp, v, ts.Slice(r0, m), ignoreIndex, scale, nll);
+                for (int r = 0; r < m; r++) total += nll[r];
+                if (gx != null) head.AccumulateInputGrad(lp, m, gx.DataPointer + (long)r0 * c);
+                if (gw != null) Gemm.Sgemm(true, false, v, c, m, lp, hp + (long)r0 * c, 1f, gw.DataPointer);  // dW (V, C) += dlᵀ · x
+            }
+        }
+        var y = Tensor.Empty([1]);
+        y.Data[0] = count == 0 ? 0f : (float)(total / count);
+        return record ? Record(y, new HeadCrossEntropyNode(hidden, weight, gx, gw)) : y;
+    }
+
+    // Rows of logits (m, V) become scale * (softmax - onehot(target)) in place (zero for ignored rows); nll[r] gets
+    // each row's NLL (0 when ignored), summed by the caller in row order so the loss does not depend on threads.
+    private static void RowsCrossEntropyGrad(float* logits, int v, ReadOnlySpan<int> targets, int ignoreIndex, float scale, double[] nll)
+    {
+        int m = targets.Length;
+        var ts = targets.ToArray();
+        void Row(int r)
+        {
+            var row = new Span<float>(logits + (long)r * v, v);
+            if (ts[r] == ignoreIndex) { row.Clear(); nll[r] = 0; }
+            else nll[r] = CrossEntropyGradInPlace(row, ts[r], scale);
+        }
+        if ((long)m * v < Gemm.ParallelThreshold) { for (int r = 0; r < m; r++) Row(r); }
+        else Parallel.For(0, m, Row);
+    }
+
+    private sealed class HeadCrossEntropyNode(Tensor hidden, Tensor? weight, Tensor? gxUnit, Tensor? gwUnit) : Node(hidden, weight)
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            float s = g.Data[0];
+            if (gxUnit != null && sink.For(hidden) is { } gx) TensorPrimitives.MultiplyAdd(gxUnit.Data, s, gx.Data, gx.Data);
+            if (gwUnit != null && sink.For(weight) is { } gw) TensorPrimitives.MultiplyAdd(gwUnit.Data, s, gw.Data, gw.Data);
+        }
+    }
+}

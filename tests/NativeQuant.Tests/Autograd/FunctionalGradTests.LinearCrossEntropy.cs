@@ -1,0 +1,130 @@
+using NativeQuant.Autograd;
+using NativeQuant.Interop;
+using NativeQuant.Models;
+using NativeQuant.Models.Gpt2;
+using NativeQuant.NN;
+using NativeQuant.Peft;
+using NativeQuant.Tensors;
+using NUnit.Framework;
+using static NativeQuant.Tests.Autograd.GradCheck;
+
+namespace NativeQuant.Tests.Autograd;
+
+// The fused head + cross-entropy against the unfused composition CrossEntropy(Linear(h, W), targets), and its
+// backward against finite differences.
+public partial class FunctionalGradTests
+{
+    private Tensor Targets(params int[] ids)
+    {
+        var t = TensorScope.Unscoped(() => Tensor.FromArray(ids, ids.Length));
+        _leaves.Add(t);
+        return t;
+    }
+
+    [Test]
+    public void LinearCrossEntropy()
+    {
+        var targets = Targets(3, -100, 0, 6, 6);
+        Check(x => Functional.LinearCrossEntropy(x[0], x[1], targets), L(5, 4), L(7, 4));
+    }
+
+    // V large enough that the rows run in several chunks (HeadChunkBytes / (V * 4) = 8 rows here), with ignored
+    // rows in both chunks and an upstream gradient other than 1.
+    [TestCase(7, 1)]
+    [TestCase(402_056, 20)]
+    public void LinearCrossEntropy_MatchesUnfusedComposition(int vocab, int rows)
+    {
+        var h = L(rows, 6);
+        var w = L(vocab, 6);
+        var ids = Enumerable.Range(0, rows).Select(i => i % 7 == 2 ? -100 : _rng.Next(vocab)).ToArray();
+        var targets = Targets(ids);
+        var (fusedLoss, fusedGh, fusedGw) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets), h, w);
+        var (loss, gh, gw) = LossAndGrads(() => Functional.CrossEntropy(Functional.Linear(h, w), targets), h, w);
+        Assert.That(fusedLoss, Is.EqualTo(loss).Within(1e-5 * Math.Abs(loss)));
+        Assert.That(fusedGh, Is.EqualTo(gh).Within(1e-6f));
+        Assert.That(fusedGw, Is.EqualTo(gw).Within(1e-6f));
+    }
+
+    private static (float Loss, float[] GradA, float[] GradB) LossAndGrads(Func<Tensor> loss, Tensor a, Tensor b)
+    {
+        foreach (var t in new[] { a, b }) { t.Grad?.Dispose(); t.Grad = null; }
+        using var scope = new TensorScope();
+        var y = loss();
+        Functional.Scale(y, 0.75f).Backward();
+        return (y.Item(), a.Grad!.ToArray(), b.Grad!.ToArray());
+    }
+
+    [Test]
+    public void LinearCrossEntropy_AllTargetsIgnored_GivesZeroLossAndGradient()
+    {
+        var h = L(3, 4);
+        var w = L(5, 4);
+        var (loss, gh, gw) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, Targets(-100, -100, -100)), h, w);
+        Assert.That(loss, Is.EqualTo(0f));
+        Assert.That(gh, Is.All.EqualTo(0f));
+        Assert.That(gw, Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void LinearCrossEntropy_TargetOutsideVocabulary_IsAnError()
+    {
+        using var scope = new TensorScope();
+        Assert.Throws<ArgumentOutOfRangeException>(() => Functional.LinearCrossEntropy(L(2, 4), L(5, 4), Targets(1, 5)));
+    }
+
+    [Test]
+    public void QuantizedLinearCrossEntropy_MatchesUnfusedComposition()
+    {
+        var rng = new Random(9);
+        using var w = TensorScope.Unscoped(() => Tensor.RandN([96, 64], rng, 0.1f));
+        using var head = new Linear4bit(w, null, NqQuant4Type.Nf4, 64, doubleQuant: false);
+        var targets = Targets(5, 90, -100, 0);
+        float[] Grad(Func<Tensor, Tensor> loss, out float value)
+        {
+            var h = TensorScope.Unscoped(() => Tensor.RandN([4, 64], new Random(4)));
+            h.RequiresGrad = true;
+            _leaves.Add(h);
+            using var scope = new TensorScope();
+            var y = loss(h);
+            y.Backward();
+            value = y.Item();
+            return h.Grad!.ToArray();
+        }
+        var fused = Grad(h => Functional.QuantizedLinearCrossEntropy(h, head, targets), out float fusedLoss);
+        var plain = Grad(h => Functional.CrossEntropy(head.Forward(h), targets), out float loss);
+        Assert.That(fusedLoss, Is.EqualTo(loss).Within(1e-5f * Math.Abs(loss)));
+        Assert.That(fused, Is.EqualTo(plain).Within(1e-6f));
+    }
+
+    // CausalLM.Loss (fused head) gives the LoRA weights the gradients of CrossEntropy(Forward(ids, positions)).
+    [TestCase(QuantType.None, false)]
+    [TestCase(QuantType.Nf4, true)]
+    public void CausalLmLoss_MatchesForwardThenCrossEntropy(QuantType quant, bool quantizeHead)
+    {
+        var config = new Gpt2Config(VocabSize: 97, NPositions: 16, NEmbd: 32, NLayer: 2, NHead: 2);
+        using var lm = new Gpt2LMHeadModel(config, new RandomWeights(3, quant: new QuantConfig(quant) { QuantizeHead = quantizeHead }));
+        KbitTraining.PrepareForKbitTraining(lm);
+        using var peft = PeftModel.GetPeftModel(lm, new LoraConfig
+        {
+            R = 4, LoraAlpha = 8, InitLoraWeights = LoraInit.Random, TargetModules = TargetModules.FromNames(["c_attn"]),
+        });
+        lm.Train();
+        var trainable = peft.Parameters().Where(p => p.RequiresGrad).ToList();
+        var ids = TensorScope.Unscoped(() => Tensor.FromArray(Enumerable.Range(0, 12).Select(i => (i * 37) % 97).ToArray(), 1, 12));
+        _leaves.Add(ids);
+        var positions = Targets(Enumerable.Range(0, 11).ToArray());
+        var targets = Targets(Enumerable.Range(1, 11).Select(i => i == 4 ? -100 : (i * 37) % 97).ToArray());
+        (float, float[][]) Run(Func<Tensor> loss)
+        {
+            foreach (var p in trainable) { p.Grad?.Dispose(); p.Grad = null; }
+            using var scope = new TensorScope();
+            var y = loss();
+            y.Backward();
+            return (y.Item(), trainable.Select(p => p.Grad!.ToArray()).ToArray());
+        }
+        var (fusedLoss, fused) = Run(() => lm.Loss(ids, positions, targets));
+        var (loss, plain) = Run(() => Functional.CrossEntropy(lm.Forward(ids, positions), targets));
+        Assert.That(fusedLoss, Is.EqualTo(loss).Within(1e-5f * Math.Abs(loss)));
+        for (int i = 0; i < fused.Length; i++) Assert.That(fused[i], Is.EqualTo(plain[i]).Within(1e-5f), $"parameter {i}");
+    }
+}
