@@ -25,7 +25,7 @@ public sealed record MemoryReport(
     {
         var byFormat = new SortedDictionary<string, long>(StringComparer.Ordinal);
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (var (_, m) in model.NamedModules())
+        foreach (var m in WithTiedQuantizedHeads(model.NamedModules().Select(nm => nm.Item2)))
         {
             string quantized = m switch
             {
@@ -52,6 +52,10 @@ public sealed record MemoryReport(
         return new MemoryReport(byFormat, trainable, grads, optimizer?.Memory ?? default,
                                 (long)native.LiveBytes, (long)native.PeakBytes, PeakRss());
     }
+
+    // A tied quantized head's copy is not a registered child (its only parameter is the embedding), yet it is resident.
+    private static IEnumerable<Module> WithTiedQuantizedHeads(IEnumerable<Module> modules) =>
+        modules.SelectMany(m => m is TiedQuantizedHead h ? [m, h.Quantized] : new[] { m });
 
     private static IEnumerable<(string, Tensor)> DirectParameters(Module m) =>
         m.NamedParameters().Where(p => !p.Name.Contains('.')).Select(p => (p.Name, (Tensor)p.Parameter));
