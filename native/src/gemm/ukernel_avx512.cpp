@@ -4,21 +4,11 @@
 #include "gemm/ukernel.h"
 #include "gemm/ukernel_tile.h"
 
-#include <cstring>
-
 namespace nq::gemm {
 namespace {
 
-struct OpF32 : StoreF32 {
-  using Vec = __m512;
+struct OpF32 : LanesF32 {
   static constexpr int kAGroupBytes = 4;
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec load(const uint8_t* p) { return _mm512_loadu_ps(p); }
-  static Vec bcast(const uint8_t* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_ps(v);
-  }
   static Vec madd(Vec acc, Vec a, Vec b) { return _mm512_fmadd_ps(a, b, acc); }
 };
 

@@ -2,21 +2,11 @@
 #include "gemm/ukernel.h"
 #include "gemm/ukernel_tile.h"
 
-#include <cstring>
-
 namespace nq::gemm {
 namespace {
 
-struct OpBf16 : StoreF32 {
-  using Vec = __m512;
+struct OpBf16 : LanesF32 {
   static constexpr int kAGroupBytes = 4;  // one (k, k+1) bf16 pair
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec load(const uint8_t* p) { return _mm512_loadu_ps(p); }
-  static Vec bcast(const uint8_t* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_ps(v);
-  }
   static Vec madd(Vec acc, Vec a, Vec b) {
     return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh>(a), reinterpret_cast<__m512bh>(b));
   }

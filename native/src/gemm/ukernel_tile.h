@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace {
 
@@ -51,9 +52,18 @@ inline void ukernel_tile(int64_t groups, const void* a_, const void* b_, void* c
     for (int j = 0; j < kNv; ++j) Op::store(c + i * ldc + 16 * j, acc[i][j], accumulate);
 }
 
-// fp32 accumulators stored to float C.
-struct StoreF32 {
+// fp32 lanes (fp32 FMA, and vdpbf16ps whose bf16 pairs travel as 32-bit lanes): zero, B load,
+// broadcast of one row's 4-byte A group, and the store of fp32 accumulators to float C.
+struct LanesF32 {
+  using Vec = __m512;
   using Elem = float;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec load(const uint8_t* p) { return _mm512_loadu_ps(p); }
+  static Vec bcast(const uint8_t* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_ps(v);
+  }
   static void store(float* c, __m512 v, bool accumulate) {
     if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(c));
     _mm512_storeu_ps(c, v);
