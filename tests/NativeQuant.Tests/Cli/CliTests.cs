@@ -1,5 +1,4 @@
 using System.Text.Json;
-using NativeQuant.Cli;
 using NativeQuant.IO;
 using NativeQuant.Quantization;
 using NativeQuant.Tests.IO;
@@ -15,13 +14,7 @@ public class CliTests
     [SetUp] public void SetUp() => _dir = new TempDir();
     [TearDown] public void TearDown() => _dir.Dispose();
 
-    private static async Task<(int Code, string Out, string Err)> Nq(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = await NqCli.RunAsync(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Nq(params string[] args) => NqRun.Invoke(args);
 
     /// <summary>A small model: two N(0,1) weights and a 1-D norm that must be copied as is.</summary>
     private string WriteModel()

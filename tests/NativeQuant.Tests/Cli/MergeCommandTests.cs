@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using NativeQuant.Cli;
 using NativeQuant.Generation;
 using NativeQuant.Models;
 using NativeQuant.NN;
@@ -36,13 +35,7 @@ public class MergeCommandTests
 
     [TearDown] public void TearDown() => _dir.Dispose();
 
-    private static async Task<(int Code, string Out, string Err)> Nq(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = await NqCli.RunAsync(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Nq(params string[] args) => NqRun.Invoke(args);
 
     /// <summary>A non-trivial adapter (A and B both random, so B·A ≠ 0) saved for <paramref name="model"/>.</summary>
     private string MakeAdapter(string model, string name, TargetModules targets)

@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
 using NativeQuant.Autograd;
-using NativeQuant.Cli;
 using NativeQuant.IO;
 using NativeQuant.Models;
 using NativeQuant.NN;
 using NativeQuant.Quantization;
 using NativeQuant.Tensors;
+using NativeQuant.Tests.Cli;
 using NativeQuant.Tests.IO;
 using NUnit.Framework;
 
@@ -183,21 +183,14 @@ public class PrequantizedLoadTests
     {
         string dir = WriteBnbCheckpoint(_dir, "tiny_llama", new QuantOptions(QuantMethod.Nf4, 64, true), FourBitConfig("nf4", true));
         File.Copy(NativeQuant.Assets.Path("stories15M/tokenizer.bin"), Path.Combine(dir, "tokenizer.bin"));
-        async Task<(int Code, string Out, string Err)> Nq(params string[] args)
-        {
-            using var o = new StringWriter();
-            using var e = new StringWriter();
-            int code = await NqCli.RunAsync(args, o, e);
-            return (code, o.ToString(), e.ToString());
-        }
         string[] gen = ["generate", "--model", dir, "--temperature", "0", "--max-new-tokens", "6"];
-        var omitted = await Nq(gen);
-        var same = await Nq([.. gen, "--quant", "nf4"]);
+        var omitted = await NqRun.Invoke(gen);
+        var same = await NqRun.Invoke([.. gen, "--quant", "nf4"]);
         Assert.That(omitted.Code, Is.EqualTo(0), omitted.Err);
         Assert.That(same.Out, Is.EqualTo(omitted.Out));
         foreach (var q in new[] { "none", "int8" })
         {
-            var bad = await Nq([.. gen, "--quant", q]);
+            var bad = await NqRun.Invoke([.. gen, "--quant", q]);
             Assert.That(bad.Code, Is.EqualTo(1));
             Assert.That(bad.Err, Does.Contain($"stored quantized as nf4").And.Contain($"--quant {q} does not match"));
         }
