@@ -11,8 +11,8 @@
 //     jc over the thread's columns in NC  -> pack B block (kc x nc, L2-resident)
 //       ir over the thread's rows in MR
 //         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
-// Threads split N first (each packs only its own B), then M when N has too few tiles; small
-// products run on the calling thread (threads_for in gemv.h).
+// Threads split N first (each packs only its own B), then M when N has too few tiles, or M first when
+// A is packed and the larger operand; small products run on the calling thread (threads_for in gemv.h).
 #pragma once
 
 #include <omp.h>
@@ -87,7 +87,13 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
   const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
   const int nt = threads_for(M * N * K / 2);  // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s
-  const int tn = int(std::min<int64_t>(nt, n_tiles));
+  // Threads split N, so each packs only its share of B, unless A is packed too (not read in place) and
+  // has more rows than B has columns: then splitting M duplicates the smaller pack instead (dW = dY^T X
+  // with 3072 rows and 768 columns spent 15% of its time packing A twice).
+  int64_t lda0 = 0;
+  const bool split_m = !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr) && M > N;
+  const int tm0 = split_m ? int(std::min<int64_t>(nt, m_tiles)) : 1;
+  const int tn = int(std::min<int64_t>(std::max(1, nt / tm0), n_tiles));
   const int tm = int(std::min<int64_t>(std::max(1, nt / tn), m_tiles));
 
   // An exception must not leave an OpenMP region: a thread that cannot get its scratch

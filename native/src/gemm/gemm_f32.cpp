@@ -8,6 +8,9 @@
 #include "gemm/validate.h"
 
 namespace nq::gemm {
+
+static_assert(kBPanelBytes / 4 == kKcF32, "the packing-free fp32 paths must sum K in the driver's KC blocks");
+
 namespace {
 
 // op(A)(i, k) and op(B)(k, n) element strides for row-major storage.
@@ -63,6 +66,10 @@ nq_status gemm_entry(const char* fn, int32_t ta, int32_t tb, int64_t m, int64_t 
         gemm_f32_ref(ta, tb, m, n, k, a, b, beta, bias, c);
       } else if (m <= kGemvMaxM && ta == 0 && tb == 1 && nq::cpu::use(NQ_ISA_AVX512)) {
         gemv_f32_nt_avx512(m, n, k, a, b, beta, bias, c);  // decode-shaped: stream W once
+      } else if (m <= kGemvMaxM && tb == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
+        gemv_f32_nn_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dX = dY W at decode sizes
+      } else if (k <= kRankMaxK && tb == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
+        gemm_f32_rank_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dW += dY^T X of one token
       } else {
         gemm_fast(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, beta, bias, c);
       }

@@ -28,7 +28,13 @@ inline void ukernel_tile(int64_t groups, const void* a_, const void* b_, void* c
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < kNv; ++j) acc[i][j] = Op::zero();
+    for (int j = 0; j < kNv; ++j) {
+      acc[i][j] = Op::zero();
+      // C comes back from L3/DRAM once per KC block (rows ldc apart defeat the streamer): fetch it
+      // into L2 now (the B micro-panel streaming through L1 would evict it from there) so the
+      // stores after the k loop do not stall on it (was 5-12% of the tile's samples).
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * j), _MM_HINT_T1);
+    }
   for (int64_t g = 0; g < groups; ++g) {
     Vec bv[kNv];
 #pragma GCC unroll 4
