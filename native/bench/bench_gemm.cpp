@@ -28,6 +28,12 @@ constexpr double kFloorF32Gflops = 476.0;
 constexpr double kFloorVnniGops = 1880.0;
 constexpr double kFloorBf16Gflops = 870.0;
 constexpr double kFloorGemvGBps = 40.0;
+// vfmadd231ph on 2 threads, measured by bench_peak on the AVX-512 FP16 box (NQ_COMPUTE_F16).
+constexpr double kFloorF16Gflops = 688.0;
+
+double floor_for(nq_compute_type ct) {
+  return ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : ct == NQ_COMPUTE_F16 ? kFloorF16Gflops : kFloorF32Gflops;
+}
 
 const int64_t kMs[] = {1, 16, 256, 512};
 const int64_t kNK[][2] = {{768, 768}, {3072, 768}, {768, 3072}, {4096, 4096}, {11008, 4096}};
@@ -147,7 +153,7 @@ void BM_Nf4Gemm(benchmark::State& st, nq_compute_type ct) {
   std::vector<float> y(size_t(m * n));
   size_t c = 0;
   for (auto _ : st) check(nq_quant4_gemm(x.data(), m, &q.w[c++ % q.w.size()], nullptr, ct, y.data()), st);
-  set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : kFloorF32Gflops);
+  set_rate(st, 2.0 * m * n * k, floor_for(ct));
   if (m <= 4) {
     const double bytes = double(n) * k / 2 + double(n) * k / 64 * 4;
     st.counters["GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
@@ -157,6 +163,7 @@ void BM_Nf4Gemm(benchmark::State& st, nq_compute_type ct) {
 BENCHMARK_CAPTURE(BM_Nf4Gemm, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f32, NQ_COMPUTE_F32)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_Nf4Gemm, f16_train, NQ_COMPUTE_F16)->Apply(train_shapes);
 
 // Decode-shaped NF4 GEMV (M = 1, 4; fp32 compute) at stories15M, GPT-2 and LLaMA-7B shapes,
 // with plain and double-quantized absmax; GBps counts the stored bytes (codes + absmax).
@@ -187,10 +194,11 @@ void BM_Nf4Backward(benchmark::State& st, nq_compute_type ct) {
   auto dy = randn(size_t(m * n), 1);
   std::vector<float> dx(size_t(m * k));
   for (auto _ : st) check(nq_quant4_gemm_backward(dy.data(), m, &q.w[0], ct, 0.0f, dx.data()), st);
-  set_rate(st, 2.0 * m * n * k, ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : kFloorF32Gflops);
+  set_rate(st, 2.0 * m * n * k, floor_for(ct));
 }
 BENCHMARK_CAPTURE(BM_Nf4Backward, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Backward, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_Nf4Backward, f16_train, NQ_COMPUTE_F16)->Apply(train_shapes);
 
 // LLM.int8() with 0.1% planted outlier columns (|x| = 20) at threshold 6.
 void BM_Int8Matmul(benchmark::State& st) {
@@ -302,6 +310,64 @@ void BM_OpenBlasSgemm(benchmark::State& st) { openblas_bench(st, false); }
 BENCHMARK(BM_OpenBlasSgemm)->Apply(shapes);
 BENCHMARK_CAPTURE(openblas_bench, train_fwd, false)->Apply(train_shapes);
 BENCHMARK_CAPTURE(openblas_bench, train_bwd, true)->Apply(train_shapes);
+
+// Ours vs OpenBLAS sgemm on the same operands, both called inside every iteration (order flipped each
+// iteration, so load on a shared box and cache warmth hit both alike). The three products of a Linear
+// layer with X (M,K), W (N,K), dY (M,N):
+//   V = 0 forward  Y = X W^T     (NT, beta 0)
+//   V = 1 input    dX += dY W    (NN, beta 1)
+//   V = 2 weight   dW += dY^T X  (TN, beta 1; the product's K is the batch M)
+// Counters: each side's GFLOPS by wall time, ratio = OpenBLAS time / ours (issue 3: >= 0.95), ratio_cpu,
+// ratio_best. Run with OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 OPENBLAS_CORETYPE=SkylakeX: by
+// default OpenBLAS's idle workers spin ~0.1 s after each call and halve our next call on 2 vCPUs.
+void BM_F32VsOpenBlas(benchmark::State& st) {
+  const int v = int(st.range(0));
+  const int64_t m = st.range(1), n = st.range(2), k = st.range(3);
+  const int ta = v == 2, tb = v == 0;
+  const int64_t pm = v == 2 ? n : m, pn = v == 0 ? n : k, pk = v == 0 ? k : v == 1 ? n : m;
+  const float beta = v == 0 ? 0.0f : 1.0f;
+  auto a = randn(size_t(pm * pk), 1), b = randn(size_t(pn * pk), 2);
+  std::vector<float> c(size_t(pm * pn), 0.0f);
+  int32_t threads = 1;
+  nq_threads_get(&threads);
+  openblas_set_num_threads(threads);
+  const auto ours = [&] { check(nq_gemm_f32(ta, tb, pm, pn, pk, a.data(), b.data(), beta, nullptr, c.data()), st); };
+  const auto blas = [&] {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(pm), int(pn),
+                int(pk), 1.0f, a.data(), int(ta ? pm : pk), b.data(), int(tb ? pk : pn), beta, c.data(), int(pn));
+  };
+  double t[2] = {0, 0}, cpu[2] = {0, 0}, best[2] = {1e30, 1e30};
+  int64_t it = 0;
+  for (auto _ : st) {
+    for (int s = 0; s < 2; ++s) {
+      const int side = (s + int(it & 1)) & 1;
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = process_cpu_seconds();
+      side == 0 ? ours() : blas();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t[side] += dt;
+      best[side] = std::min(best[side], dt);
+      cpu[side] += process_cpu_seconds() - c0;
+    }
+    ++it;
+  }
+  const double flops = 2.0 * double(m) * double(n) * double(k) * double(st.iterations());
+  st.counters["ours_GFLOPS"] = flops * 1e-9 / t[0];
+  st.counters["blas_GFLOPS"] = flops * 1e-9 / t[1];
+  st.counters["ratio"] = t[1] / t[0];
+  // CPU seconds of all threads (run with OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 so neither
+  // side's idle workers spin): the work each side does, which a loaded box distorts far less.
+  st.counters["ratio_cpu"] = cpu[1] / cpu[0];
+  // Fastest call of each: the least disturbed estimate when other processes share the cores.
+  st.counters["ratio_best"] = best[1] / best[0];
+  st.SetLabel(openblas_get_corename());
+}
+BENCHMARK(BM_F32VsOpenBlas)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t v : {0, 1, 2})
+    for (int64_t m : kMs)
+      for (auto& nk : kNK) b->Args({v, m, nk[0], nk[1]});
+  b->ArgNames({"V", "M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
+});
 #endif
 
 #ifdef NQ_HAVE_DNNL

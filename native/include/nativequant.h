@@ -89,7 +89,8 @@ typedef enum nq_cpu_feature {
   NQ_CPU_AVX512VL = 1u << 5,
   NQ_CPU_AVX512DQ = 1u << 6,
   NQ_CPU_AVX512VNNI = 1u << 7,
-  NQ_CPU_AVX512BF16 = 1u << 8
+  NQ_CPU_AVX512BF16 = 1u << 8,
+  NQ_CPU_AVX512FP16 = 1u << 9  /* vfmadd231ph; used at the NQ_ISA_AVX512_BF16 level */
 } nq_cpu_feature;
 
 /* Bitwise OR of nq_cpu_feature values present on this CPU. */
@@ -264,12 +265,15 @@ NQ_API nq_status nq_error_stats_compute(const float* reference, const float* app
 
 /* Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
  * with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs), or int8 operands with int32
- * accumulation. NQ_COMPUTE_INT8 is accepted only by nq_int8_matmul_backward (see there);
- * every other kernel rejects it with NQ_ERR_INVALID_ARGUMENT. */
+ * accumulation, or fp16 operands with short fp16 accumulation. NQ_COMPUTE_INT8 is accepted
+ * only by nq_int8_matmul_backward and NQ_COMPUTE_F16 only by nq_quant4_gemm and
+ * nq_quant4_gemm_backward (see there); every other kernel rejects them with
+ * NQ_ERR_INVALID_ARGUMENT. */
 typedef enum nq_compute_type {
   NQ_COMPUTE_F32 = 0,
   NQ_COMPUTE_BF16 = 1,
-  NQ_COMPUTE_INT8 = 2
+  NQ_COMPUTE_INT8 = 2,
+  NQ_COMPUTE_F16 = 3
 } nq_compute_type;
 
 /* C (M,N) = beta*C + op(A) op(B) + bias.
@@ -304,13 +308,38 @@ typedef struct nq_quant4_weight {
 
 /* Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile into packed panels (the
  * fp32 W is never materialised). M <= 4 with w.k % 32 == 0 on AVX-512 takes a GEMV path that
- * streams W once and accumulates in fp32 whatever `compute` says (it is memory-bound). */
+ * streams W once and accumulates in fp32 whatever `compute` says (it is memory-bound).
+ *
+ * NQ_COMPUTE_F16 (bitsandbytes' bnb_4bit_compute_dtype=float16), here and in the backward:
+ * the reduction is cut into chunks of 64 (k for the forward, n for the backward, counted
+ * from 0). Per chunk, each row of X (dY) is scaled by a power of two so its largest |value|
+ * lies in [256, 512) and rounded to fp16; the weight is W's codes rounded to fp16 with the
+ * block's absmax as the chunk's scale when the chunk lies in one quantization block, else
+ * code*absmax scaled by a power of two into (-1, 1) and rounded to fp16. Products are
+ * summed in fp16 (one rounding per fused multiply-add) over the chunk, so no chunk sum can
+ * overflow (|sum| <= 64 * 512), and each chunk sum is added to an fp32 accumulator times
+ * (weight scale / row scale). Relative error vs exact: ~1.2e-3 on Gaussian data (fp16
+ * unit roundoff 2^-11 times ~sqrt(64/2) accumulated roundings), bounded by 3e-3 in tests.
+ * A row of X with Inf/NaN gives non-finite outputs in that row (as fp32 compute would).
+ * Runs on AVX-512 FP16 CPUs at the NQ_ISA_AVX512_BF16 level; elsewhere NQ_COMPUTE_F16
+ * computes in fp32 (the NQ_COMPUTE_F32 kernels), except NQ_ISA_SCALAR, which runs the fp16
+ * reference (the same operations in scalar code). */
 NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weight* w, const float* bias,
                                 nq_compute_type compute, float* y);
 
 /* dX (M, w.k) = beta*dX + dY (M, w.n) W for the same stored 4-bit W. */
 NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_quant4_weight* w,
                                          nq_compute_type compute, float beta, float* dx);
+
+/* Columns [row0, row1) of Y (M, w.n) = X (M, w.k) W^T + bias (rows row0..row1-1 of W), fp32
+ * compute, on the calling thread only (never an OpenMP region): for hosts that split one
+ * decode-shaped product's rows over threads of their own. y is the whole (M, w.n) output and
+ * only those columns are written; bias, when given, has w.n entries. row0 must be a multiple
+ * of 4 and row1 a multiple of 4 or w.n; ranges need not align to absmax blocks. Same GEMV as
+ * nq_quant4_gemm (AVX-512, w.k % 32 == 0; each output equal whatever the split), else the
+ * scalar reference. */
+NQ_API nq_status nq_quant4_gemv_rows(const float* x, int64_t m, const nq_quant4_weight* w, const float* bias,
+                                     int64_t row0, int64_t row1, float* y);
 
 /* LLM.int8() (Dettmers et al. 2022) Y (M,N) = X (M,K) W^T + bias with W int8 (N,K) row-wise
  * quantized (scb: (N) row absmax, W ~ q * scb / 127).

@@ -3,10 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "gemm/gemm_quant4.h"
 #include "test_gemm_common.h"
+#include "test_quant4_weight.h"
 
 using namespace gemm_test;
 
@@ -17,51 +19,6 @@ namespace {
 constexpr double kF32RelTol = 1e-5;
 // bf16 compute rounds X and W to 8 mantissa bits (~2^-9 each) before the fp32 sum.
 constexpr double kBf16RelTol = 1e-2;
-
-// A quantized weight built with the library's own quantizers, plus its dequantised copy.
-struct Q4 {
-  std::vector<uint8_t> packed, absmax_q;
-  std::vector<float> absmax, nested, dyn_code, deq;
-  nq_quant4_weight w{};
-};
-
-Q4 make_weight(int64_t n, int64_t k, int32_t bs, nq_quant4_type type, bool double_quant, uint64_t seed) {
-  Q4 q;
-  const auto wf = randn(size_t(n * k), seed);
-  const int64_t blocks = (n * k + bs - 1) / bs;
-  q.packed.resize(size_t(n * k / 2));
-  q.absmax.resize(size_t(blocks));
-  EXPECT_EQ(nq_quant4_quantize(type, wf.data(), n * k, bs, q.packed.data(), q.absmax.data()), NQ_OK)
-      << nq_last_error_message();
-  q.w.packed = q.packed.data();
-  q.w.n = n;
-  q.w.k = k;
-  q.w.blocksize = bs;
-  q.w.type = type;
-  if (double_quant) {
-    q.dyn_code.resize(256);
-    EXPECT_EQ(nq_dynamic_map_create(1, q.dyn_code.data()), NQ_OK);
-    q.absmax_q.resize(size_t(blocks));
-    q.nested.resize(size_t((blocks + 255) / 256));
-    EXPECT_EQ(nq_absmax_compress(q.absmax.data(), blocks, 256, q.dyn_code.data(), q.absmax_q.data(),
-                                 q.nested.data(), &q.w.nested_offset),
-              NQ_OK)
-        << nq_last_error_message();
-    q.w.absmax_q = q.absmax_q.data();
-    q.w.nested_absmax = q.nested.data();
-    q.w.nested_code = q.dyn_code.data();
-    q.w.nested_blocksize = 256;
-    // The effective absmax is the decompressed one.
-    EXPECT_EQ(nq_absmax_decompress(q.absmax_q.data(), q.nested.data(), q.w.nested_offset, blocks, 256,
-                                   q.dyn_code.data(), q.absmax.data()),
-              NQ_OK);
-  } else {
-    q.w.absmax = q.absmax.data();
-  }
-  q.deq.resize(size_t(n * k));
-  EXPECT_EQ(nq_quant4_dequantize(type, q.packed.data(), q.absmax.data(), n * k, bs, q.deq.data()), NQ_OK);
-  return q;
-}
 
 double maybe_bf16(double v, nq_compute_type c) {
   return c == NQ_COMPUTE_BF16 ? double(nq::gemm::round_bf16(float(v))) : v;
@@ -219,6 +176,78 @@ TEST(GemmQuant4, GemvReadsNothingPastTheWeight) {
     }
 }
 
+// nq_quant4_gemv_rows: ranges that cut absmax and nested-absmax blocks anywhere (k = 288, bs 64:
+// 4.5 blocks a row, a nested block every 56.9 rows; n % 4 != 0 ends on a partial group), each
+// range written alone (columns outside it stay poisoned), the union equal bit for bit to the
+// whole-product GEMV for m <= 4 (same kernel, same groups) and within fp32 summation error of
+// the row reference and the float64 product; m = 5, 6 run the kernel 4 rows of x at a time.
+TEST(GemmQuant4, GemvRowsAnySplitEqualsWholeProduct) {
+  struct Shape {
+    int64_t n, k;
+    int32_t bs;
+  };
+  const Shape shapes[] = {{1031, 288, 64}, {1200, 768, 64}, {37, 96, 32}, {9, 100, 64}};
+  uint64_t seed = 401;
+  for (const Shape& sh : shapes)
+    for (bool dq : {false, true}) {
+      const Q4 q = make_weight(sh.n, sh.k, sh.bs, NQ_QUANT4_NF4, dq, seed++);
+      const auto bias = randn(size_t(sh.n), seed++);
+      // Cut points: multiples of 4 that are not multiples of 8, 512 or a nested block's rows.
+      const int64_t cuts[] = {0, std::min<int64_t>(sh.n, 4 * (sh.n / 12)), std::min<int64_t>(sh.n, 4 * (sh.n / 5) + 4),
+                              sh.n};
+      for (int64_t m = 1; m <= 6; ++m) {
+        const auto x = randn(size_t(m * sh.k), seed++);
+        std::vector<double> y_exact(size_t(m * sh.n));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t n = 0; n < sh.n; ++n) {
+            double a = bias[n];
+            for (int64_t k = 0; k < sh.k; ++k) a += double(x[i * sh.k + k]) * q.deq[n * sh.k + k];
+            y_exact[i * sh.n + n] = a;
+          }
+        auto y_ref = poisoned(y_exact.size());
+        nq::gemm::quant4_gemv_rows_ref(x.data(), m, q.w, bias.data(), 0, sh.n, y_ref.data());
+        ASSERT_TRUE(all_finite(y_ref));
+        EXPECT_LT(rel_error(y_ref, y_exact), kF32RelTol);
+        for (nq_isa isa : supported_isas()) {
+          IsaScope scope(isa);
+          SCOPED_TRACE(testing::Message() << isa_name(isa) << " m=" << m << " n=" << sh.n << " k=" << sh.k
+                                          << " bs=" << sh.bs << " dq=" << dq);
+          auto y = poisoned(y_exact.size());
+          for (int c = 0; c + 1 < 4; ++c) {
+            if (cuts[c] == cuts[c + 1]) continue;
+            ASSERT_EQ(nq_quant4_gemv_rows(x.data(), m, &q.w, bias.data(), cuts[c], cuts[c + 1], y.data()), NQ_OK)
+                << nq_last_error_message();
+            for (int64_t i = 0; i < m; ++i)  // written up to this range's end, nothing after it
+              for (int64_t n = 0; n < sh.n; ++n)
+                ASSERT_EQ(std::isnan(y[size_t(i * sh.n + n)]), n >= cuts[c + 1]) << "i=" << i << " n=" << n;
+          }
+          EXPECT_LT(rel_error(y, y_exact), kF32RelTol);
+          EXPECT_LT(rel_error(y, y_ref), kF32RelTol);
+          if (m <= nq::gemm::kQuant4GemvMaxM) {
+            auto whole = poisoned(y_exact.size());
+            ASSERT_EQ(nq_quant4_gemm(x.data(), m, &q.w, bias.data(), NQ_COMPUTE_F32, whole.data()), NQ_OK);
+            if (isa >= NQ_ISA_AVX512 && sh.k % 32 == 0)
+              EXPECT_EQ(std::memcmp(y.data(), whole.data(), y.size() * 4), 0);
+          }
+        }
+      }
+    }
+}
+
+TEST(GemmQuant4, GemvRowsBadRangesReportStatus) {
+  Q4 q = make_weight(10, 64, 64, NQ_QUANT4_NF4, true, 7);
+  std::vector<float> x(64, 1.0f), y(10);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 2, 8, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(message_mentions("row0"));
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 0, 6, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 8, 12, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 4, 4, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 8, 10, y.data()), NQ_OK) << nq_last_error_message();
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 0, &q.w, nullptr, 0, 4, y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, nullptr, nullptr, 0, 4, y.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(nq_quant4_gemv_rows(x.data(), 1, &q.w, nullptr, 0, 4, nullptr), NQ_ERR_NULL_POINTER);
+}
+
 TEST(GemmQuant4, BadArgumentsReportStatusAndField) {
   Q4 q = make_weight(8, 64, 64, NQ_QUANT4_NF4, false, 5);
   std::vector<float> x(8 * 64, 1.0f), y(8 * 8);
@@ -238,7 +267,7 @@ TEST(GemmQuant4, BadArgumentsReportStatusAndField) {
   EXPECT_TRUE(message_mentions("type"));
   EXPECT_EQ(nq_quant4_gemm(x.data(), 0, &q.w, nullptr, NQ_COMPUTE_F32, y.data()), NQ_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(message_mentions("'m'"));
-  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &q.w, nullptr, nq_compute_type(3), y.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_quant4_gemm(x.data(), 2, &q.w, nullptr, nq_compute_type(4), y.data()), NQ_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(message_mentions("compute"));
   EXPECT_EQ(nq_quant4_gemm_backward(y.data(), 2, &q.w, NQ_COMPUTE_F32, 0.0f, nullptr), NQ_ERR_NULL_POINTER);
   EXPECT_TRUE(message_mentions("dx"));

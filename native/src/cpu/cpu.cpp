@@ -35,6 +35,7 @@ uint32_t detect() {
     if (b & (1u << 30)) f |= NQ_CPU_AVX512BW;
     if (b & (1u << 31)) f |= NQ_CPU_AVX512VL;
     if (c & (1u << 11)) f |= NQ_CPU_AVX512VNNI;
+    if (d & (1u << 23)) f |= NQ_CPU_AVX512FP16;  // zmm state checked above (zmm_ok)
     __cpuid_count(7, 1, a, b, c, d);
     if (a & (1u << 5)) f |= NQ_CPU_AVX512BF16;
   }

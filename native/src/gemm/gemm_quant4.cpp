@@ -10,8 +10,17 @@
 #include "gemm/convert.h"
 #include "gemm/driver.h"
 #include "gemm/pack.h"
+#include "gemm/quant4_f16.h"
 #include "gemm/quant4_weight.h"
 #include "gemm/validate.h"
+
+// The 4-bit matmuls also take NQ_COMPUTE_F16.
+#define NQ_CHECK_COMPUTE_Q4(fn, c)                                                                          \
+  NQ_CHECK(::nq::gemm::enum_bits(c) == NQ_COMPUTE_F32 || ::nq::gemm::enum_bits(c) == NQ_COMPUTE_BF16 ||       \
+               ::nq::gemm::enum_bits(c) == NQ_COMPUTE_F16,                                                   \
+           NQ_ERR_INVALID_ARGUMENT,                                                                          \
+           "%s: argument '%s' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1) or NQ_COMPUTE_F16 (3), got %d", fn, \
+           #c, ::nq::gemm::enum_bits(c))
 
 namespace nq::gemm {
 namespace {
@@ -109,6 +118,16 @@ struct PackBQuant4Bwd {
   }
 };
 
+// Bias added to each finished C tile while it is in cache (not a serial pass over Y first).
+struct AddBias {
+  const float* bias;
+  void operator()(float* c, int64_t ldc, int64_t, int64_t j0, int rows, int cols) const {
+    if (bias == nullptr) return;
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < cols; ++j) c[r * ldc + j] += bias[j0 + j];
+  }
+};
+
 }  // namespace
 
 void quant4_gemm_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
@@ -147,28 +166,29 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
   NQ_CHECK_NOT_NULL(fn, x);
   NQ_CHECK_NOT_NULL(fn, y);
   NQ_CHECK_DIM(fn, m);
-  NQ_CHECK_COMPUTE(fn, compute);
+  NQ_CHECK_COMPUTE_Q4(fn, compute);
   const int64_t yb = m * w->n * 4;
   NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
   NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
   NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = ukernel_for(compute);
+    const bool f16 = compute == NQ_COMPUTE_F16;
+    const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);  // F16 without AVX-512 FP16: fp32
     if (uk == nullptr) {
-      quant4_gemm_ref(x, m, *w, bias, compute, y);
+      if (f16)
+        quant4_gemm_f16_ref(x, m, *w, bias, y);
+      else
+        quant4_gemm_ref(x, m, *w, bias, compute, y);
     } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
       quant4_gemv_avx512(x, m, *w, bias, y);
+    } else if (f16 && nq::cpu::use_avx512fp16()) {
+      run_gemm<float>(kUkF16Avx512, m, w->n, w->k, PackAF16{x, w->k}, PackBQuant4F16{*w, false}, y, w->n, false,
+                      AddBias{bias});
     } else {
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
       const bool fast = fast_panels(*uk, rnd) && w->k % 32 == 0;
-      // Bias added to each finished C tile while it is in cache (not a serial pass over Y first).
-      const auto add_bias = [bias](float* c, int64_t ldc, int64_t, int64_t j0, int rows, int cols) {
-        if (bias == nullptr) return;
-        for (int r = 0; r < rows; ++r)
-          for (int j = 0; j < cols; ++j) c[r * ldc + j] += bias[j0 + j];
-      };
       run_gemm<float>(*uk, m, w->n, w->k, PackA<ViewF32>{ViewF32{x, w->k, 1}, uk->a_fmt, rnd},
-                      PackBQuant4Fwd{*w, uk->b_fmt, rnd, fast}, y, w->n, false, add_bias);
+                      PackBQuant4Fwd{*w, uk->b_fmt, rnd, fast}, y, w->n, false, AddBias{bias});
     }
     return NQ_OK;
   });
@@ -183,17 +203,25 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
   NQ_CHECK_NOT_NULL(fn, dx);
   NQ_CHECK_DIM(fn, m);
   NQ_CHECK_BETA(fn, beta);
-  NQ_CHECK_COMPUTE(fn, compute);
+  NQ_CHECK_COMPUTE_Q4(fn, compute);
   const int64_t xb = m * w->k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * w->n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w->packed, w->n * w->k / 2);
   return nq::guard(fn, [&] {
-    const Ukernel* uk = ukernel_for(compute);
+    const bool f16 = compute == NQ_COMPUTE_F16;
+    const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);
+    const bool acc = beta != 0.0f;
     if (uk == nullptr) {
-      quant4_gemm_backward_ref(dy, m, *w, compute, beta, dx);
+      if (f16)
+        quant4_gemm_backward_f16_ref(dy, m, *w, beta, dx);
+      else
+        quant4_gemm_backward_ref(dy, m, *w, compute, beta, dx);
+      return NQ_OK;
+    }
+    if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);
+    if (f16 && nq::cpu::use_avx512fp16()) {
+      run_gemm<float>(kUkF16Avx512, m, w->k, w->n, PackAF16{dy, w->n}, PackBQuant4F16{*w, true}, dx, w->k, acc);
     } else {
-      const bool acc = beta != 0.0f;
-      if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
       const bool fast = fast_panels(*uk, rnd) && w->k % 16 == 0;
       run_gemm<float>(*uk, m, w->k, w->n, PackA<ViewF32>{ViewF32{dy, w->n, 1}, uk->a_fmt, rnd},

@@ -19,6 +19,13 @@ void quant4_gemm_backward_ref(const float* dy, int64_t m, const nq_quant4_weight
 // the compute type. Uses arena slot kSlotStats0 for the reordered x.
 constexpr int64_t kQuant4GemvMaxM = 4;
 void quant4_gemv_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, float* y);
+// Rows [row0, row1) of the same product on the calling thread (row0 % 4 == 0, row1 % 4 == 0 or
+// row1 == w.n; y is the whole (m, w.n) output), and its scalar reference (quant4_gemm_ref's
+// order over those rows; any m).
+void quant4_gemv_rows_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
+                             int64_t row1, float* y);
+void quant4_gemv_rows_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
+                          int64_t row1, float* y);
 
 // AVX-512 B packers into fp32 micro-panels ([k][nr] per panel of panel_elems floats, nr % 16 == 0).
 // Forward, B(k, j) = W[n0 + j][k0 + k], needs w.k, k0 and kc multiples of 32 and packs the

@@ -8,7 +8,7 @@
 // one absmax block (k % 32 == 0, blocksize >= 32): the 8 products are summed unscaled and
 // multiplied once by the pieces' absmax, so there is no per-block table. A chunk crossing a
 // row end adds its lanes to both rows under masks; rows are reduced four at a time.
-// Threads split the groups (gemv.h).
+// Threads split the groups (gemv.h), or a caller runs a range of groups on its own thread.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -232,20 +232,35 @@ void gemv_groups(int64_t g0, int64_t g1, const float* xs, const nq_quant4_weight
     gemv_groups<M, true>(g0, g1, xs, w, bias, y);
 }
 
+// xs = the m rows of x in chunk order (x_chunk_order), in the calling thread's arena.
+const float* reorder_x(const float* x, int64_t m, int64_t k) {
+  const int64_t period = x_period(k);
+  auto* xs = static_cast<float*>(arena_get(kSlotStats0, size_t(m * period) * 4));
+  for (int64_t i = 0; i < m; ++i) x_chunk_order(x + i * k, k, xs + i * period);
+  return xs;
+}
+
+void run_groups(int64_t m, int64_t g0, int64_t g1, const float* xs, const nq_quant4_weight& w, const float* bias,
+                float* y) {
+  switch (m) {
+    case 1: gemv_groups<1>(g0, g1, xs, w, bias, y); break;
+    case 2: gemv_groups<2>(g0, g1, xs, w, bias, y); break;
+    case 3: gemv_groups<3>(g0, g1, xs, w, bias, y); break;
+    default: gemv_groups<4>(g0, g1, xs, w, bias, y); break;
+  }
+}
+
 }  // namespace
 
 void quant4_gemv_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, float* y) {
-  const int64_t period = x_period(w.k);
-  auto* xs = static_cast<float*>(arena_get(kSlotStats0, size_t(m * period) * 4));
-  for (int64_t i = 0; i < m; ++i) x_chunk_order(x + i * w.k, w.k, xs + i * period);
-  for_row_ranges((w.n + 3) / 4, w.n * w.k / 2 * m, [&](int64_t g0, int64_t g1) {
-    switch (m) {
-      case 1: gemv_groups<1>(g0, g1, xs, w, bias, y); break;
-      case 2: gemv_groups<2>(g0, g1, xs, w, bias, y); break;
-      case 3: gemv_groups<3>(g0, g1, xs, w, bias, y); break;
-      default: gemv_groups<4>(g0, g1, xs, w, bias, y); break;
-    }
-  });
+  const float* xs = reorder_x(x, m, w.k);
+  for_row_ranges((w.n + 3) / 4, w.n * w.k / 2 * m,
+                 [&](int64_t g0, int64_t g1) { run_groups(m, g0, g1, xs, w, bias, y); });
+}
+
+void quant4_gemv_rows_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
+                             int64_t row1, float* y) {
+  run_groups(m, row0 / 4, (row1 + 3) / 4, reorder_x(x, m, w.k), w, bias, y);
 }
 
 }  // namespace nq::gemm

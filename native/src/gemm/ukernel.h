@@ -21,10 +21,13 @@ enum class Fmt : int {
   I16,   // int16 (int8 values widened; AVX2 vpmaddwd path)
   U8,    // uint8 = int8 + 128 (vpdpbusd's unsigned operand: the weight)
   S8,    // int8
+  F16C,  // B: fp16 values in 64-k chunks with per-chunk fp32 scales (quant4_f16.h); sized as
+         // 4 bytes per element, of which the chunked layout uses ~2.1
+  F16CA, // A: the same with each fp16 value doubled into 32 bits; sized as 8 bytes, ~4.4 used
 };
 
 inline int fmt_bytes(Fmt f) {
-  return f == Fmt::F32 ? 4 : (f == Fmt::BF16 || f == Fmt::I16) ? 2 : 1;
+  return f == Fmt::F16CA ? 8 : (f == Fmt::F32 || f == Fmt::F16C) ? 4 : (f == Fmt::BF16 || f == Fmt::I16) ? 2 : 1;
 }
 
 // c: float* for float kernels, int32_t* for integer kernels; ldc in elements.
@@ -51,6 +54,7 @@ extern const Ukernel kUkI16Avx2;    // 6 x 16 int16 pairs, vpmaddwd
 extern const Ukernel kUkF32Avx512;  // 8 x 48 fp32 FMA
 extern const Ukernel kUkU8S8Vnni;   // 6 x 64 s8 (A) x u8 (B) quads, vpdpbusd
 extern const Ukernel kUkBf16Avx512; // 6 x 64 bf16 pairs, vdpbf16ps
+extern const Ukernel kUkF16Avx512;  // 8 x 96 fp16 FMA in 64-k chunks (NQ_COMPUTE_F16, quant4_f16.h)
 
 // Best kernel for the active ISA, or nullptr when the scalar reference must run.
 const Ukernel* ukernel_f32();

@@ -1,0 +1,134 @@
+// AVX-512 packers for NQ_COMPUTE_F16 (chunk layouts in quant4_f16.h). Each computes exactly
+// what the scalar chunk rules (f16_act_chunk, f16_weight_chunk) compute.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gemm/quant4_f16.h"
+#include "gemm/quant4_weight.h"
+#include "gemm/transpose_u8.h"
+
+namespace nq::gemm {
+namespace {
+
+constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+inline int log2_of(int64_t pow2) { return __builtin_ctzll(static_cast<unsigned long long>(pow2)); }
+
+// Lanes of a 16-float load that lie inside the n values left.
+inline __mmask16 tail_mask(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+}  // namespace
+
+void pack_a_f16_avx512fp16(const float* x, int64_t ld, int rows, int64_t kc, uint8_t* panel) {
+  for (int64_t k = 0; k < kc; k += kF16Chunk, panel += kF16AChunkBytes) {
+    const int64_t len = std::min<int64_t>(kF16Chunk, kc - k);
+    alignas(32) float inv[kF16Mr] = {};
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x + r * ld + k;
+      __m512 v[4], m = _mm512_setzero_ps();
+      for (int p = 0; p < 4; ++p) {
+        v[p] = _mm512_maskz_loadu_ps(tail_mask(len - 16 * p), xr + 16 * p);
+        m = _mm512_max_ps(_mm512_abs_ps(v[p]), m);  // a NaN lane keeps m (second operand)
+      }
+      const int s = f16_act_shift(_mm512_reduce_max_ps(m));
+      const __m512 up = _mm512_set1_ps(pow2f(s));
+      inv[r] = pow2f(-s);
+      auto* o = reinterpret_cast<__m512i*>(panel + r * kF16ARowBytes);
+      for (int p = 0; p < 4; ++p) {
+        const __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(_mm512_mul_ps(v[p], up), kRound));
+        _mm512_storeu_si512(o + p, _mm512_or_si512(h, _mm512_slli_epi32(h, 16)));  // value in both halves
+      }
+    }
+    std::memcpy(panel + kF16Mr * kF16ARowBytes, inv, sizeof inv);
+  }
+}
+
+int64_t pack_b_quant4_f16_fwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out, int64_t panel_bytes, int64_t k0,
+                                         int64_t kc, int64_t n0, int64_t nc) {
+  // 64-aligned runs of one W row lie in one block: B = fp16(code), scale = absmax.
+  const __m256i code = _mm512_cvtps_ph(_mm512_loadu_ps(quant4_code(w)), kRound);
+  const __m256i nib = _mm256_set1_epi16(15);
+  const int bs_log2 = log2_of(w.blocksize);
+  const int64_t nc16 = nc / 16 * 16;
+  for (int64_t j = 0; j < nc16; j += 16) {
+    uint8_t* panel = out + (j / kF16Nr) * panel_bytes;  // 16 columns inside one panel
+    const int64_t col = j % kF16Nr;
+    const uint8_t* src = w.packed + ((n0 + j) * w.k + k0) / 2;
+    for (int64_t k = 0; k < kc; k += 32) {
+      uint8_t* chunk = panel + (k / kF16Chunk) * kF16BChunkBytes;
+      const int64_t kk = k % kF16Chunk;
+      if (kk == 0) {
+        float* sc = reinterpret_cast<float*>(chunk + kF16Chunk * kF16Nr * 2) + col;
+        for (int i = 0; i < 16; ++i) sc[i] = quant4_absmax(w, ((n0 + j + i) * w.k + k0 + k) >> bs_log2);
+      }
+      __m128i r[16];  // 32 k of 16 W rows
+      for (int i = 0; i < 16; ++i)
+        r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * (w.k / 2) + k / 2));
+      transpose16x16_u8(r);
+      auto* o = reinterpret_cast<__m256i*>(chunk + (kk * kF16Nr + col) * 2);
+      for (int p = 0; p < 16; ++p) {  // byte p = k pair (2p: high nibble, 2p+1: low nibble)
+        const __m256i q = _mm256_cvtepu8_epi16(r[p]);
+        _mm256_storeu_si256(o + (2 * p) * (kF16Nr / 16), _mm256_permutexvar_epi16(_mm256_srli_epi16(q, 4), code));
+        _mm256_storeu_si256(o + (2 * p + 1) * (kF16Nr / 16), _mm256_permutexvar_epi16(_mm256_and_si256(q, nib), code));
+      }
+    }
+  }
+  return nc16;
+}
+
+int64_t pack_b_quant4_f16_bwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out, int64_t panel_bytes, int64_t k0,
+                                         int64_t kc, int64_t n0, int64_t nc) {
+  const __m512 code = _mm512_loadu_ps(quant4_code(w));
+  const __m512i nib = _mm512_set1_epi32(15);
+  const __m512i shift = _mm512_set_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);  // even k: high nibble
+  const int bs_log2 = log2_of(w.blocksize);
+  const int64_t nc16 = nc / 16 * 16;
+  // When blocks tile W's rows evenly (w.k % blocksize == 0), row r's block is the first row's plus
+  // r * w.k / blocksize, so column groups whose first row shares a block share all of them.
+  const bool rows_aligned = w.k % w.blocksize == 0;
+  alignas(64) float mult[kF16Chunk];
+  for (int64_t k = 0; k < kc; k += kF16Chunk) {
+    const int len = int(std::min<int64_t>(kF16Chunk, kc - k));
+    float scale = 0.0f;
+    int64_t prev_block = -1;
+    for (int64_t j = 0; j < nc16; j += 16) {
+      // Row r of the chunk: 16 elements = 8 bytes of W row k0 + k + r, all in one block.
+      const int64_t e0 = (k0 + k) * w.k + n0 + j;
+      const int64_t block0 = e0 >> bs_log2;
+      if (!(rows_aligned && block0 == prev_block)) {
+        prev_block = block0;
+        if (block0 == ((e0 + (len - 1) * w.k) >> bs_log2)) {
+          scale = quant4_absmax(w, block0);
+          std::fill(mult, mult + len, 1.0f);
+        } else {
+          float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // four chains: max's latency, not its count, bound this loop
+          for (int r = 0; r < len; ++r) {
+            mult[r] = quant4_absmax(w, (e0 + r * w.k) >> bs_log2);
+            if (std::fabs(mult[r]) > m[r & 3]) m[r & 3] = std::fabs(mult[r]);
+          }
+          const int s = f16_weight_shift(std::max(std::max(m[0], m[1]), std::max(m[2], m[3])));
+          const float up = pow2f(s);
+          for (int r = 0; r < len; ++r) mult[r] *= up;
+          scale = pow2f(-s);
+        }
+      }
+      uint8_t* chunk = out + (j / kF16Nr) * panel_bytes + (k / kF16Chunk) * kF16BChunkBytes;
+      const int64_t col = j % kF16Nr;
+      _mm512_storeu_ps(reinterpret_cast<float*>(chunk + kF16Chunk * kF16Nr * 2) + col, _mm512_set1_ps(scale));
+      for (int r = 0; r < len; ++r) {
+        const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.packed + (e0 + r * w.k) / 2));
+        const __m512i q = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b8, b8));  // each byte twice
+        const __m512i idx = _mm512_and_si512(_mm512_srlv_epi32(q, shift), nib);
+        const __m512 v = _mm512_mul_ps(_mm512_permutexvar_ps(idx, code), _mm512_set1_ps(mult[r]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(chunk + (r * kF16Nr + col) * 2), _mm512_cvtps_ph(v, kRound));
+      }
+    }
+  }
+  return nc16;
+}
+
+}  // namespace nq::gemm
