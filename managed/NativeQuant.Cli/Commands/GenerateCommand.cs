@@ -15,6 +15,7 @@ public static class GenerateCommand
         var doubleQuant = new Option<bool>("--double-quant") { Description = "Quantize the 4-bit absmax scales too" };
         var blockSize = new Option<int>("--blocksize") { Description = "4-bit block size", DefaultValueFactory = _ => 64 };
         var quantizeHead = ModelInput.QuantizeHeadOption();
+        var computeDtype = ModelInput.ComputeDtypeOption();
         var adapter = ModelInput.AdapterOption();
         var prompt = new Option<string>("--prompt") { Description = "Prompt text (BOS is prepended)", DefaultValueFactory = _ => "" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 256 };
@@ -23,11 +24,11 @@ public static class GenerateCommand
         var topK = new Option<int>("--top-k") { Description = "0 = no top-k filter", DefaultValueFactory = _ => 0 };
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0UL };
         var command = new Command("generate", "Generate text with a causal language model")
-            { model, quant, doubleQuant, blockSize, quantizeHead, adapter, prompt, maxNew, temperature, topP, topK, seed };
+            { model, quant, doubleQuant, blockSize, quantizeHead, computeDtype, adapter, prompt, maxNew, temperature, topP, topK, seed };
         CommandRunner.SetAction(command, (ctx, ct) =>
         {
             var q = new QuantConfig(ModelInput.Quant(ctx, quant, ctx.Value(model)!), ctx.Value(doubleQuant), ctx.Value(blockSize),
-                                    QuantizeHead: ctx.Value(quantizeHead));
+                                    QuantizeHead: ctx.Value(quantizeHead), ComputeDtype: ModelInput.ComputeDtype(ctx, computeDtype));
             using var loaded = ModelInput.Load(ctx.Value(model)!, q, ctx.Value(adapter));
             var lm = loaded.Lm;
             if (lm.Tokenizer == null) throw new UserException($"--model {ctx.Value(model)}: no tokenizer found next to the weights (tokenizer.json / tokenizer.bin)");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using NativeQuant.Interop;
 using NativeQuant.IO;
 using NativeQuant.Models;
 using NativeQuant.NN;
@@ -36,6 +37,20 @@ public static class ModelInput
     {
         Description = "Quantize the output head too, in the --quant format (a tied head gets a quantized copy; the embedding stays fp32)",
     };
+
+    /// <summary>--compute-dtype of the commands that load or train a 4-bit model (QuantConfig.ComputeDtype).</summary>
+    public static Option<string?> ComputeDtypeOption() => new("--compute-dtype")
+    {
+        Description = "f32 | f16: precision of the NF4/FP4 matmuls (bitsandbytes' bnb_4bit_compute_dtype; default f32, or float16 when a pre-quantized checkpoint says so)",
+    };
+
+    /// <summary>The --compute-dtype value, or null when not given.</summary>
+    public static NqComputeType? ComputeDtype(CommandContext ctx, Option<string?> option)
+    {
+        if (ctx.Value(option) is not { } text) return null;
+        try { return QuantConfig.ParseComputeDtype(text); }
+        catch (ArgumentException e) { throw new UserException("--compute-dtype: " + e.Message); }
+    }
 
     /// <summary>--adapter of the commands that run a model: a PEFT adapter directory applied on top of it.</summary>
     public static Option<string> AdapterOption() => new("--adapter")

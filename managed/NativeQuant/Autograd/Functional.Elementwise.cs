@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Tensor = NativeQuant.Tensors.Tensor;
 using NativeQuant.Tensors;
 
@@ -163,16 +165,36 @@ public static partial class Functional
         RequireFloat(up, "SwiGlu", nameof(up));
         RequireSameShape(gate, up, "SwiGlu");
         var y = Tensor.Empty(gate.Shape);
-        var gs = gate.Data;
-        var us = up.Data;
-        var ys = y.Data;
-        // g / (1 + exp(-g)) * up in vectorized passes (a scalar MathF.Exp per element was ~8 ns, 10% of prefill).
+        if (Vector512.IsHardwareAccelerated && y.NumElements >= Vector512<float>.Count) SwiGlu512(gate.Data, up.Data, y.Data);
+        else SwiGluPasses(gate.Data, up.Data, y.Data);
+        return Recording(gate, up) ? Record(y, new SwiGluNode(gate, up)) : y;
+    }
+
+    // g / (1 + exp(-g)) * up in vectorized passes (a scalar MathF.Exp per element was ~8 ns, 10% of prefill).
+    internal static void SwiGluPasses(ReadOnlySpan<float> gs, ReadOnlySpan<float> us, Span<float> ys)
+    {
         TensorPrimitives.Negate(gs, ys);
         TensorPrimitives.Exp(ys, ys);
         TensorPrimitives.Add(ys, 1f, ys);
         TensorPrimitives.Divide(gs, ys, ys);
         TensorPrimitives.Multiply(ys, us, ys);
-        return Recording(gate, up) ? Record(y, new SwiGluNode(gate, up)) : y;
+    }
+
+    // The same operations in one pass (bit-identical: TensorPrimitives.Exp is Vector512.Exp here), jitted fully
+    // optimized at once: the generic TensorPrimitives passes run as tier-0 code for the first seconds of a process
+    // (scalar helper calls per element, ~14 ns each: 60-80 us per decoded token for stories15M's six 768-wide SwiGLUs).
+    // ys.Length >= 16; the last vector overlaps the previous one.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void SwiGlu512(ReadOnlySpan<float> gs, ReadOnlySpan<float> us, Span<float> ys)
+    {
+        int n = ys.Length, w = Vector512<float>.Count;
+        for (int i = 0; ; i += w)
+        {
+            if (i > n - w) i = n - w;
+            var g = Vector512.Create(gs.Slice(i, w));
+            (g / (Vector512.Exp(-g) + Vector512<float>.One) * Vector512.Create(us.Slice(i, w))).CopyTo(ys.Slice(i, w));
+            if (i == n - w) return;
+        }
     }
 
     private sealed class SwiGluNode(Tensor gate, Tensor up) : Node(gate, up)

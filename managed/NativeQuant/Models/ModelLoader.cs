@@ -93,7 +93,11 @@ public static class ModelLoader
     {
         var json = new ConfigReader(dir.Config, System.IO.Path.Combine(dir.SourcePath, HfDirectory.ConfigFile));
         var stored = BnbQuantizationConfig.Read(dir.Config, json.Path);
-        if (stored != null) quant = stored.Effective(quant, dir.SourcePath);
+        if (stored != null)
+        {
+            quant = stored.Effective(quant, dir.SourcePath);
+            stored = stored with { ComputeDtype = quant.Compute };  // --compute-dtype overrides the file's
+        }
         string arch = json.Architecture();
         switch (arch)
         {

@@ -97,8 +97,8 @@ public abstract class WeightFactory(QuantConfig? quant = null)
     /// format; the caller keeps ownership of <paramref name="w"/>.</summary>
     public static Module<Tensor, Tensor> QuantizedLayer(Tensor w, Parameter? bias, QuantConfig quant) => quant.Type switch
     {
-        QuantType.Nf4 => new Linear4bit(w, bias, NqQuant4Type.Nf4, quant.BlockSize, quant.DoubleQuant),
-        QuantType.Fp4 => new Linear4bit(w, bias, NqQuant4Type.Fp4, quant.BlockSize, quant.DoubleQuant),
+        QuantType.Nf4 => new Linear4bit(w, bias, NqQuant4Type.Nf4, quant.BlockSize, quant.DoubleQuant) { ComputeDtype = quant.Compute },
+        QuantType.Fp4 => new Linear4bit(w, bias, NqQuant4Type.Fp4, quant.BlockSize, quant.DoubleQuant) { ComputeDtype = quant.Compute },
         QuantType.Int8 => new Linear8bitLt(w, bias, quant.Int8Threshold),
         _ => throw new ArgumentOutOfRangeException(nameof(quant), quant.Type, "unknown quantization type"),
     };

@@ -1,3 +1,5 @@
+using NativeQuant.Interop;
+
 namespace NativeQuant.NN;
 
 /// <summary>Storage format for frozen linear weights chosen at load time.</summary>
@@ -13,11 +15,24 @@ public enum QuantType
 /// engine supports). The output head stays full precision, as in transformers, unless
 /// <paramref name="QuantizeHead"/> asks for it in the same format (as llama.cpp does with output.weight): at small
 /// sizes the vocab x hidden head is most of the bytes a decoded token reads. A head tied to the embedding keeps the
-/// fp32 embedding for lookups and gets a separate quantized copy (<see cref="TiedQuantizedHead"/>).</summary>
+/// fp32 embedding for lookups and gets a separate quantized copy (<see cref="TiedQuantizedHead"/>).
+/// <paramref name="ComputeDtype"/> is bitsandbytes' bnb_4bit_compute_dtype for NF4/FP4 layers (F32 or F16; see
+/// <see cref="Linear4bit.ComputeDtype"/>); null = a pre-quantized checkpoint's own setting, else F32.</summary>
 public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQuant = false, int BlockSize = 64,
-                                 float Int8Threshold = 6f, bool QuantizeHead = false)
+                                 float Int8Threshold = 6f, bool QuantizeHead = false, NqComputeType? ComputeDtype = null)
 {
     public static readonly QuantConfig None = new();
+
+    /// <summary>The compute precision 4-bit layers get.</summary>
+    public NqComputeType Compute => ComputeDtype ?? NqComputeType.F32;
+
+    /// <summary>--compute-dtype: f32 | f16 (also torch's names float32 / float16).</summary>
+    public static NqComputeType ParseComputeDtype(string text) => text.ToLowerInvariant() switch
+    {
+        "f32" or "fp32" or "float32" => NqComputeType.F32,
+        "f16" or "fp16" or "float16" => NqComputeType.F16,
+        _ => throw new ArgumentException($"unknown compute dtype '{text}' (expected f32 or f16)"),
+    };
 
     public static QuantType Parse(string text) => text.ToLowerInvariant() switch
     {

@@ -130,7 +130,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         var bias = LinearLayers.Bias(q) is { } b ? new Parameter(b, b.RequiresGrad) : null;  // shares storage with the old bias
         Module<Tensor, Tensor> requantized = q switch
         {
-            Linear4bit l4 => new Linear4bit(w, bias, l4.Type, l4.BlockSize, l4.DoubleQuant),
+            Linear4bit l4 => new Linear4bit(w, bias, l4.Type, l4.BlockSize, l4.DoubleQuant) { ComputeDtype = l4.ComputeDtype },
             Linear8bitLt l8 => new Linear8bitLt(w, bias, l8.Threshold),
             _ => throw new NotSupportedException($"cannot merge LoRA into {q.GetType().Name}"),
         };

@@ -28,7 +28,7 @@ public static class BnbLayers
                 throw new InvalidDataException($"{where}.quant_map differs from bitsandbytes' {BnbQuantState.TypeName(q.Type)} table (a custom code table is not supported)");
             if (q.State.Nested && q.State.NestedBlocksize != Linear4bit.NestedBlockSize)
                 throw new InvalidDataException($"{where}: nested_blocksize {q.State.NestedBlocksize} is not supported (expected {Linear4bit.NestedBlockSize})");
-            return new Linear4bit(outFeatures, inFeatures, q.Type, q.Blocksize, q.Storage, bias());
+            return new Linear4bit(outFeatures, inFeatures, q.Type, q.Blocksize, q.Storage, bias()) { ComputeDtype = config.ComputeDtype };
         }
         if (source.TryGet(Int8RowwiseTensor.ModulePrefix(weightName) + ".SCB", out _))
         {

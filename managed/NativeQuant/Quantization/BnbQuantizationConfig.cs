@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using NativeQuant.Interop;
 using NativeQuant.NN;
 
 namespace NativeQuant.Quantization;
@@ -9,10 +10,12 @@ namespace NativeQuant.Quantization;
 /// transformers' BitsAndBytesConfig as config.json's "quantization_config" records it for a model saved with
 /// its bitsandbytes-quantized weights: {"quant_method": "bitsandbytes", "load_in_4bit": true,
 /// "bnb_4bit_quant_type": "nf4"|"fp4", "bnb_4bit_use_double_quant": ..., "bnb_4bit_quant_storage": "uint8"} or
-/// {"load_in_8bit": true, "llm_int8_threshold": 6.0}. bnb_4bit_compute_dtype is read past: this engine computes
-/// in fp32. The per-tensor quant states stay authoritative for block sizes and double quantization.
+/// {"load_in_8bit": true, "llm_int8_threshold": 6.0}. bnb_4bit_compute_dtype "float16" selects fp16 compute for
+/// the 4-bit layers (<see cref="Linear4bit.ComputeDtype"/>); any other value computes in fp32. The per-tensor
+/// quant states stay authoritative for block sizes and double quantization.
 /// </summary>
-public sealed record BnbQuantizationConfig(QuantType Type, bool DoubleQuant = false, float Int8Threshold = 6f)
+public sealed record BnbQuantizationConfig(QuantType Type, bool DoubleQuant = false, float Int8Threshold = 6f,
+                                           NqComputeType ComputeDtype = NqComputeType.F32)
 {
     public const string Field = "quantization_config";
 
@@ -43,15 +46,17 @@ public sealed record BnbQuantizationConfig(QuantType Type, bool DoubleQuant = fa
             "fp4" => QuantType.Fp4,
             var t => throw new InvalidDataException($"{where}: bnb_4bit_quant_type '{t}' is not nf4 or fp4"),
         };
-        return new BnbQuantizationConfig(type, Bool(q, "bnb_4bit_use_double_quant", where));
+        var compute = String(q, "bnb_4bit_compute_dtype", "float32", where) == "float16" ? NqComputeType.F16 : NqComputeType.F32;
+        return new BnbQuantizationConfig(type, Bool(q, "bnb_4bit_use_double_quant", where), ComputeDtype: compute);
     }
 
     /// <summary>The checkpoint's format for loading, where <paramref name="requested"/> may only be None (not
-    /// asked) or the same type; its QuantizeHead and BlockSize (for a head quantized on load) are kept.</summary>
+    /// asked) or the same type; its QuantizeHead and BlockSize (for a head quantized on load) are kept, and its
+    /// ComputeDtype when given (else the checkpoint's bnb_4bit_compute_dtype).</summary>
     public QuantConfig Effective(QuantConfig requested, string path)
     {
         if (requested.Type != QuantType.None && requested.Type != Type) throw Mismatch(path, requested.Type.ToString().ToLowerInvariant());
-        return requested with { Type = Type, DoubleQuant = DoubleQuant, Int8Threshold = Int8Threshold };
+        return requested with { Type = Type, DoubleQuant = DoubleQuant, Int8Threshold = Int8Threshold, ComputeDtype = requested.ComputeDtype ?? ComputeDtype };
     }
 
     public ArgumentException Mismatch(string path, string requested) =>
@@ -60,7 +65,7 @@ public sealed record BnbQuantizationConfig(QuantType Type, bool DoubleQuant = fa
     /// <summary>The on-load settings of a model written pre-quantized in <paramref name="quant"/>'s format.</summary>
     public static BnbQuantizationConfig From(QuantConfig quant) => quant.Type == QuantType.None
         ? throw new ArgumentException("an unquantized model has no quantization_config", nameof(quant))
-        : new(quant.Type, quant.DoubleQuant, quant.Int8Threshold);
+        : new(quant.Type, quant.DoubleQuant, quant.Int8Threshold, quant.Compute);
 
     /// <summary>Whether layer <paramref name="m"/> is stored in this format (a writer refuses a mixed model).</summary>
     public bool Describes(Module m) => m switch
@@ -70,14 +75,14 @@ public sealed record BnbQuantizationConfig(QuantType Type, bool DoubleQuant = fa
         _ => false,
     };
 
-    /// <summary>The object BitsAndBytesConfig.to_dict() writes, with this engine's compute dtype (float32).</summary>
+    /// <summary>The object BitsAndBytesConfig.to_dict() writes (compute dtype float32 or float16).</summary>
     public SortedDictionary<string, object?> ToJson()
     {
         bool four = Type != QuantType.Int8;
         return new(StringComparer.Ordinal)
         {
             ["_load_in_4bit"] = four, ["_load_in_8bit"] = !four,
-            ["bnb_4bit_compute_dtype"] = "float32", ["bnb_4bit_quant_storage"] = "uint8",
+            ["bnb_4bit_compute_dtype"] = ComputeDtype == NqComputeType.F16 ? "float16" : "float32", ["bnb_4bit_quant_storage"] = "uint8",
             ["bnb_4bit_quant_type"] = four ? TypeName : "fp4", ["bnb_4bit_use_double_quant"] = four && DoubleQuant,
             ["llm_int8_enable_fp32_cpu_offload"] = false, ["llm_int8_has_fp16_weight"] = false, ["llm_int8_skip_modules"] = null,
             ["llm_int8_threshold"] = new PyFloat(Int8Threshold), ["load_in_4bit"] = four, ["load_in_8bit"] = !four,

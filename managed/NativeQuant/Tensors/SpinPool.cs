@@ -15,15 +15,34 @@ internal static class SpinPool
     // (norms, RoPE, attention, sampling: a few to tens of us), short enough to leave the core to OpenMP regions
     // and other processes soon after.
     private static readonly long s_spinTicks = Stopwatch.Frequency / 33333;  // 30 us
-    // A helper that arrives after the caller has taken every part of this many jobs in a row rests (blocks
-    // between jobs) for s_restTicks.
+    // A helper that arrives after the caller has taken every part of this many jobs in a row, or that finds it was
+    // descheduled while spinning (a gap of s_preemptedTicks between two checks), rests (blocks between jobs) for
+    // s_restTicks: on a busy box its spinning only takes CPU share from this process's own threads.
     private const int LateJobs = 8;
     private static readonly long s_restTicks = Stopwatch.Frequency / 200;  // 5 ms
+    private static readonly long s_preemptedTicks = Stopwatch.Frequency / 1000;  // 1 ms: a scheduler slice, not a VM hiccup
     private static readonly Helper[] s_helpers = CreateHelpers();
     private static Job? s_job;
 
     /// <summary>Threads that run a job's parts: the caller plus the helpers.</summary>
     public static int Width => s_helpers.Length + 1;
+
+    /// <summary>Whether helpers take jobs now: false while every helper rests, and for s_restTicks after each
+    /// LateJobs jobs in a row that the caller ran alone (helpers runnable but not scheduled, on a busy box).
+    /// Callers then save the cost of cutting work into parts.</summary>
+    public static bool HelpersAwake
+    {
+        get
+        {
+            if (Stopwatch.GetTimestamp() < Volatile.Read(ref s_splitAfter)) return false;
+            foreach (var h in s_helpers)
+                if (!h.Resting) return true;
+            return false;
+        }
+    }
+
+    private static int s_alone;       // consecutive jobs whose every part the caller ran (racy counts are fine)
+    private static long s_splitAfter; // see HelpersAwake
 
     /// <summary>Runs body(0..parts-1) on the caller and the helpers; returns when every part is done. Use a few
     /// parts per thread, so the caller can take over the parts of a descheduled helper.</summary>
@@ -37,7 +56,8 @@ internal static class SpinPool
         var job = new Job(parts, body);
         Volatile.Write(ref s_job, job);
         foreach (var h in s_helpers) h.Wake();
-        job.Run();
+        if (job.Run() < parts) s_alone = 0;
+        else if (++s_alone % LateJobs == 0) Volatile.Write(ref s_splitAfter, Stopwatch.GetTimestamp() + s_restTicks);
         // Busy-wait without yielding: a helper finishes its part within microseconds, while a yield on a busy
         // box hands the core to another process for a whole time slice.
         while (Volatile.Read(ref job.Done) < parts) Thread.SpinWait(8);
@@ -82,6 +102,8 @@ internal static class SpinPool
         public Helper(int index) =>
             new Thread(Loop) { IsBackground = true, Name = $"nq-spin-{index}" }.Start();
 
+        public bool Resting => Stopwatch.GetTimestamp() < Volatile.Read(ref _restUntil);
+
         // Called after a job is published: a helper that blocked gets one release (the flag is taken by
         // exactly one of Wake and the helper's own re-check, so releases never pile up).
         public void Wake()
@@ -100,7 +122,7 @@ internal static class SpinPool
                 {
                     // Not scheduled in time (a busy box): spinning only burns the process's CPU share.
                     _late = 0;
-                    _restUntil = Stopwatch.GetTimestamp() + s_restTicks;
+                    Volatile.Write(ref _restUntil, Stopwatch.GetTimestamp() + s_restTicks);
                 }
                 last = job;
             }
@@ -108,17 +130,19 @@ internal static class SpinPool
 
         private Job WaitForJob(Job? last)
         {
-            long start = Stopwatch.GetTimestamp();
+            long start = Stopwatch.GetTimestamp(), prev = start;
             while (true)
             {
                 var job = Volatile.Read(ref s_job);
                 if (job != last && job != null) return job;
                 long now = Stopwatch.GetTimestamp();
+                if (now - prev > s_preemptedTicks) Volatile.Write(ref _restUntil, now + s_restTicks);
+                prev = now;
                 if (now - start < s_spinTicks && now >= _restUntil) { Thread.SpinWait(8); continue; }
                 Interlocked.Exchange(ref _sleeping, 1);
                 if (Volatile.Read(ref s_job) == last) _wake.Wait();        // Wake() will take the flag and release
                 else if (Interlocked.Exchange(ref _sleeping, 0) == 0) _wake.Wait();  // Wake() took it: consume its release
-                start = Stopwatch.GetTimestamp();
+                start = prev = Stopwatch.GetTimestamp();
             }
         }
     }

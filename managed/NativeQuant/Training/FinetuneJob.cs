@@ -43,7 +43,8 @@ public sealed class FinetuneJob : IDisposable
     public static FinetuneJob Create(FinetuneSettings s, string runDirectory)
     {
         s.Validate();
-        var quant = new QuantConfig(ModelLoader.ResolveQuant(s.Model, s.Quant, QuantType.Nf4), s.DoubleQuant, QuantizeHead: s.QuantizeHead);
+        var quant = new QuantConfig(ModelLoader.ResolveQuant(s.Model, s.Quant, QuantType.Nf4), s.DoubleQuant, QuantizeHead: s.QuantizeHead,
+                                    ComputeDtype: s.ComputeDtype == null ? null : QuantConfig.ParseComputeDtype(s.ComputeDtype));
         var model = CausalLM.Load(s.Model, quant);
         try
         {

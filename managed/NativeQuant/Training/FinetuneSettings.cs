@@ -12,6 +12,9 @@ public sealed record FinetuneSettings
     public bool DoubleQuant { get; init; } = true;
     /// <summary>Quantize the (frozen) output head too, in the --quant format (QuantConfig.QuantizeHead).</summary>
     public bool QuantizeHead { get; init; }
+    /// <summary>f32 | f16: precision of the 4-bit matmuls (QuantConfig.ComputeDtype); null = f32, or a
+    /// pre-quantized checkpoint's bnb_4bit_compute_dtype.</summary>
+    public string? ComputeDtype { get; init; }
     public int LoraR { get; init; } = 8;
     public float LoraAlpha { get; init; } = 16;
     public float LoraDropout { get; init; }

@@ -13,7 +13,10 @@ internal static class GradCheck
     public const double Atol = 2e-3, Rtol = 2e-2;
 
     /// <summary>inputs: fp32 leaves that require grad. f builds the output from them.</summary>
-    public static void Check(Func<Tensor[], Tensor> f, params Tensor[] inputs)
+    public static void Check(Func<Tensor[], Tensor> f, params Tensor[] inputs) => Check(f, Eps, Atol, Rtol, inputs);
+
+    /// <summary>Same with another step and tolerances (a forward with coarser rounding than fp32).</summary>
+    public static void Check(Func<Tensor[], Tensor> f, float eps, double atol, double rtol, params Tensor[] inputs)
     {
         using var scope = new TensorScope();
         var rng = new Random(7);
@@ -31,13 +34,13 @@ internal static class GradCheck
             for (int i = 0; i < data.Length; i++)
             {
                 float saved = data[i];
-                data[i] = saved + Eps;
+                data[i] = saved + eps;
                 double plus = Loss(f, inputs, proj);
-                data[i] = saved - Eps;
+                data[i] = saved - eps;
                 double minus = Loss(f, inputs, proj);
                 data[i] = saved;
-                double numeric = (plus - minus) / (2 * Eps);
-                Assert.That(analytic[i], Is.EqualTo(numeric).Within(Atol + Rtol * Math.Abs(numeric)),
+                double numeric = (plus - minus) / (2 * eps);
+                Assert.That(analytic[i], Is.EqualTo(numeric).Within(atol + rtol * Math.Abs(numeric)),
                     $"d/dx[{i}] of input {x.ShapeString}: analytic {analytic[i]}, numeric {numeric}");
             }
         }

@@ -21,5 +21,22 @@ public class BenchTrainCommandTests
             Assert.That(root.GetProperty(field).GetDouble(), Is.Positive, field);
         Assert.That(root.GetProperty("weight_bytes").GetProperty("nf4").GetInt64(), Is.Positive, "c_attn, c_proj and the MLP are NF4");
         Assert.That(float.IsFinite(root.GetProperty("loss").GetSingle()), Is.True);
+        Assert.That(root.GetProperty("compute_dtype").GetString(), Is.EqualTo("F32"));
+    }
+
+    [Test]
+    public async Task ComputeDtypeF16_RunsAndIsReported_UnknownIsRejected()
+    {
+        string[] args = ["bench", "train", "--arch", "gpt2-tiny", "--seq", "16", "--warmup", "0", "--steps", "1", "--json", "--compute-dtype"];
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Assert.That(await NqCli.RunAsync([.. args, "f16"], output, error), Is.Zero, error.ToString());
+        var root = JsonDocument.Parse(output.ToString()).RootElement;
+        Assert.That(root.GetProperty("compute_dtype").GetString(), Is.EqualTo("F16"));
+        Assert.That(float.IsFinite(root.GetProperty("loss").GetSingle()), Is.True);
+        using var badOut = new StringWriter();
+        using var badErr = new StringWriter();
+        Assert.That(await NqCli.RunAsync([.. args, "bf8"], badOut, badErr), Is.EqualTo(1));
+        Assert.That(badErr.ToString(), Does.Contain("--compute-dtype"));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using NativeQuant.Autograd;
+using NativeQuant.Interop;
 using NativeQuant.IO;
 using NativeQuant.Models;
 using NativeQuant.NN;
@@ -87,7 +88,8 @@ public class PrequantizedLoadTests
     }
 
     /// <summary>Loading the stored tensors must give the model that quantizing the fp32 checkpoint on load gives:
-    /// same kernels, so the logits are bit-identical only if every byte and the (out, in) orientation survived.</summary>
+    /// same kernels (the config's bnb_4bit_compute_dtype float16 selects F16 compute, so the on-load model asks
+    /// for it too), so the logits are bit-identical only if every byte and the (out, in) orientation survived.</summary>
     [TestCase("tiny_llama", "nf4", true)]
     [TestCase("tiny_llama", "fp4", false)]
     [TestCase("tiny_gpt2", "nf4", true)]
@@ -98,9 +100,10 @@ public class PrequantizedLoadTests
         string dir = WriteBnbCheckpoint(_dir, model, new QuantOptions(method, 64, doubleQuant), FourBitConfig(type, doubleQuant));
         var qtype = QuantConfig.Parse(type);
         using var stored = CausalLM.Load(dir);
-        using var onLoad = CausalLM.Load(Reference(model), new QuantConfig(qtype, doubleQuant));
+        using var onLoad = CausalLM.Load(Reference(model), new QuantConfig(qtype, doubleQuant, ComputeDtype: NqComputeType.F16));
         Assert.That(Logits(stored), Is.EqualTo(Logits(onLoad)));
         var layers = stored.NamedModules().Select(m => m.Module).OfType<Linear4bit>().ToList();
+        Assert.That(layers.All(l => l.ComputeDtype == NqComputeType.F16), Is.True, "bnb_4bit_compute_dtype float16");
         Assert.That(layers, Has.Count.EqualTo(model == "tiny_llama" ? 14 : 8));
         Assert.That(layers.All(l => l.DoubleQuant == doubleQuant), Is.True);
         Assert.That(stored.NamedModules().Any(m => m.Name == "lm_head" && m.Module is Linear4bit), Is.False, "the head stays as stored (fp32)");
@@ -137,9 +140,23 @@ public class PrequantizedLoadTests
     {
         string dir = WriteBnbCheckpoint(_dir, "tiny_llama", new QuantOptions(QuantMethod.Nf4, 64, true), FourBitConfig("nf4", true));
         using var stored = CausalLM.Load(dir, new QuantConfig(QuantizeHead: true));
-        using var onLoad = CausalLM.Load(Reference("tiny_llama"), new QuantConfig(QuantType.Nf4, DoubleQuant: true, QuantizeHead: true));
+        using var onLoad = CausalLM.Load(Reference("tiny_llama"), new QuantConfig(QuantType.Nf4, DoubleQuant: true, QuantizeHead: true,
+                                                                             ComputeDtype: NqComputeType.F16));
         Assert.That(stored.GetSubmodule("lm_head"), Is.InstanceOf<Linear4bit>());
         Assert.That(Logits(stored), Is.EqualTo(Logits(onLoad)));
+    }
+
+    [Test]
+    public void ComputeDtype_FromTheConfigUnlessAsked()
+    {
+        var config = FourBitConfig("nf4", true);
+        config["bnb_4bit_compute_dtype"] = "bfloat16";
+        string dir = WriteBnbCheckpoint(_dir, "tiny_gpt2", new QuantOptions(QuantMethod.Nf4, 64, true), config);
+        using (var lm = CausalLM.Load(dir))
+            Assert.That(lm.NamedModules().Select(m => m.Module).OfType<Linear4bit>().Select(l => l.ComputeDtype), Is.All.EqualTo(NqComputeType.F32));
+        string f16 = WriteBnbCheckpoint(_dir, "tiny_gpt2", new QuantOptions(QuantMethod.Nf4, 64, true), FourBitConfig("nf4", true), name: "f16");
+        using var asked = CausalLM.Load(f16, new QuantConfig(ComputeDtype: NqComputeType.F32));
+        Assert.That(asked.NamedModules().Select(m => m.Module).OfType<Linear4bit>().Select(l => l.ComputeDtype), Is.All.EqualTo(NqComputeType.F32));
     }
 
     [Test]

@@ -88,8 +88,9 @@ public sealed class LlamaDecoderLayer : Module
 
 /// <summary>
 /// Products of one input with several weights (q/k/v, gate/up). At inference, decode-shaped products (M &lt;= 4) with
-/// small bias-free quantized weights run side by side on <see cref="SpinPool"/>: below the native work cut-off
-/// (gemv.h) each 4-/8-bit GEMV runs on its calling thread, so one after another they would leave the other core idle.
+/// bias-free quantized weights run together: 4-bit weights split into row ranges over both cores
+/// (<see cref="RowSplit"/>); small 8-bit ones side by side on <see cref="SpinPool"/>, because below the native work
+/// cut-off (gemv.h) each GEMV runs on its calling thread, so one after another they would leave the other core idle.
 /// Everything else (fp32 weights split their own rows in <see cref="Gemm"/>; LoRA, training, prefill) runs each
 /// module's Forward.
 /// </summary>
@@ -105,8 +106,10 @@ internal static unsafe class Projections
         int m = (int)(x.NumElements / x.Size(-1));
         var weights = linears.Select(l => l switch { Linear4bit { Bias: null } w => w, Linear8bitLt { Bias: null } w => (IQuantizedWeight)w, _ => null }).ToArray();
         bool together = m <= 4 && x.IsContiguous && !Functional.Recording(x) &&
-                        weights.All(w => w != null && w.InFeatures == x.Size(-1) && (long)w.OutFeatures * w.InFeatures * m < NativeSerialWork);
-        if (!together) return linears.Select(l => l.Forward(x)).ToArray();
+                        weights.All(w => w != null && w.InFeatures == x.Size(-1));
+        bool rows = together && weights.All(w => RowSplit.Applies(w, m));
+        if (!rows && !(together && weights.All(w => (long)w!.OutFeatures * w.InFeatures * m < NativeSerialWork)))
+            return linears.Select(l => l.Forward(x)).ToArray();
 
         var outputs = new Tensor[linears.Length];
         var y = new nint[linears.Length];
@@ -118,7 +121,8 @@ internal static unsafe class Projections
             y[i] = (nint)outputs[i].DataPointer;
         }
         float* xp = x.DataPointer;
-        SpinPool.For(outputs.Length, i => weights[i]!.MatMulTransposed(xp, m, (float*)y[i]));
+        if (rows) RowSplit.Run(xp, m, weights.Cast<IRowRangeWeight>().ToArray(), y);
+        else SpinPool.For(outputs.Length, i => weights[i]!.MatMulTransposed(xp, m, (float*)y[i]));
         return outputs;
     }
 }

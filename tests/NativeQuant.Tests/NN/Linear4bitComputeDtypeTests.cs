@@ -1,0 +1,104 @@
+using NativeQuant.Autograd;
+using NativeQuant.Interop;
+using NativeQuant.Models;
+using NativeQuant.NN;
+using NativeQuant.Peft;
+using NativeQuant.Quantization;
+using NativeQuant.Tensors;
+using NativeQuant.Tests.Autograd;
+using NUnit.Framework;
+
+namespace NativeQuant.Tests.NN;
+
+/// <summary>Linear4bit with ComputeDtype F16 (bitsandbytes' bnb_4bit_compute_dtype=float16) and its plumbing.</summary>
+public class Linear4bitComputeDtypeTests
+{
+    // nq_quant4_gemm's documented bound for fp16 compute vs exact products (~1.2e-3 measured: fp16 unit roundoff
+    // 2^-11 over 64-long fp16 sums); F32 itself is ~1e-7 from exact, so the bound holds against F32 too.
+    private const double F16RelTol = 3e-3;
+
+    private static bool HasFp16 => (NativeRuntime.CpuFeatures & NqCpuFeature.Avx512fp16) != 0 && NativeRuntime.Isa >= NqIsa.Avx512Bf16;
+
+    private static double RelError(float[] a, float[] b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            num += (a[i] - (double)b[i]) * (a[i] - (double)b[i]);
+            den += (double)b[i] * b[i];
+        }
+        return Math.Sqrt(num / den);
+    }
+
+    private static Linear4bit Layer(int outF, int inF, NqComputeType compute, int seed = 1)
+    {
+        using var w = TensorScope.Unscoped(() => Tensor.RandN([outF, inF], new Random(seed), 0.05f));
+        return new Linear4bit(w, null, NqQuant4Type.Nf4, 64, doubleQuant: true) { ComputeDtype = compute };
+    }
+
+    [Test]
+    public void Forward_F16_IsWithinTheToleranceOfF32()
+    {
+        using var scope = new TensorScope();
+        using var f32 = Layer(200, 320, NqComputeType.F32);
+        using var f16 = Layer(200, 320, NqComputeType.F16);
+        var x = Tensor.RandN([2, 7, 320], new Random(4));
+        var a = f32.Forward(x).ToArray();
+        var b = f16.Forward(x).ToArray();
+        Assert.That(RelError(b, a), Is.LessThan(F16RelTol));
+        if (HasFp16) Assert.That(b, Is.Not.EqualTo(a), "fp16 compute ran (results differ from fp32 in the last bits)");
+    }
+
+    [Test]
+    public void InputGradient_F16_IsWithinTheToleranceOfF32()
+    {
+        using var scope = new TensorScope();
+        using var f32 = Layer(200, 320, NqComputeType.F32);
+        using var f16 = Layer(200, 320, NqComputeType.F16);
+        var grads = new List<float[]>();
+        foreach (var layer in new[] { f32, f16 })
+        {
+            var x = Tensor.RandN([9, 320], new Random(5));
+            x.RequiresGrad = true;
+            layer.Forward(x).Backward(Tensor.RandN([9, 200], new Random(6)));
+            grads.Add(x.Grad!.ToArray());
+        }
+        Assert.That(RelError(grads[1], grads[0]), Is.LessThan(F16RelTol));
+    }
+
+    /// <summary>LoRA gradients of a layer on an F16 base, passing backward through a second frozen F16 layer, vs
+    /// central differences. The fp16 forward is step-wise at ~1e-3 relative (a perturbation re-rounds every
+    /// product: loss noise ~1e-2 here), so the function is kept linear in each LoRA weight (no activation between
+    /// the layers) and the step is 1: central differences are then exact up to that noise / 2.</summary>
+    [Test]
+    public void LoraGradients_ThroughF16Layers_MatchFiniteDifferences()
+    {
+        var config = new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { "q_proj" }, InitLoraWeights = LoraInit.Random, Seed = 3 };
+        using var lora = new LoraLinear(Layer(64, 64, NqComputeType.F16, 10), config, new Random(20), 0);
+        using var frozen = Layer(48, 64, NqComputeType.F16, 11);
+        using var xScope = new TensorScope();
+        var x = Tensor.RandN([2, 3, 64], new Random(5));
+        GradCheck.Check(_ => frozen.Forward(lora.Forward(x)), eps: 1f, atol: 1e-2, rtol: 2e-2, lora.LoraA, lora.LoraB);
+    }
+
+    [Test]
+    public void ComputeDtype_RejectsInt8()
+    {
+        using var layer = Layer(8, 64, NqComputeType.F32);
+        Assert.That(() => layer.ComputeDtype = NqComputeType.Int8, Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void QuantConfig_ParsesAndPassesTheComputeDtype()
+    {
+        Assert.That(QuantConfig.ParseComputeDtype("f16"), Is.EqualTo(NqComputeType.F16));
+        Assert.That(QuantConfig.ParseComputeDtype("float32"), Is.EqualTo(NqComputeType.F32));
+        Assert.That(() => QuantConfig.ParseComputeDtype("int8"), Throws.ArgumentException.With.Message.Contains("f32 or f16"));
+        Assert.That(new QuantConfig().Compute, Is.EqualTo(NqComputeType.F32));
+        using var w = Tensor.RandN([8, 64], new Random(1));
+        using var layer = (Linear4bit)WeightFactory.QuantizedLayer(w, null, new QuantConfig(QuantType.Fp4, ComputeDtype: NqComputeType.F16));
+        Assert.That(layer.ComputeDtype, Is.EqualTo(NqComputeType.F16));
+        var bnb = BnbQuantizationConfig.From(new QuantConfig(QuantType.Nf4, ComputeDtype: NqComputeType.F16));
+        Assert.That(bnb.ToJson()["bnb_4bit_compute_dtype"], Is.EqualTo("float16"));
+    }
+}
