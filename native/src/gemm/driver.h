@@ -66,6 +66,16 @@ const float* direct_a(const P&, int64_t, int64_t, int64_t&, long) {
   return nullptr;
 }
 
+// True when a packer only copies fp32 (see pack.h): no conversion, rounding or dequantisation.
+template <class P>
+auto plain_f32(const P& p, int) -> decltype(p.plain_f32()) {
+  return p.plain_f32();
+}
+template <class P>
+bool plain_f32(const P&, long) {
+  return false;
+}
+
 // No-op epilogue for run_gemm.
 struct NoEpilogue {
   template <class Acc>
@@ -86,12 +96,17 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   const int64_t KC = kc_for(uk), NC = nc_for(uk);
   const int esa = fmt_bytes(uk.a_fmt), esb = fmt_bytes(uk.b_fmt);
   const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
-  const int nt = threads_for(M * N * K / 2);  // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s
   // Threads split N, so each packs only its share of B, unless A is packed too (not read in place) and
   // has more rows than B has columns: then splitting M duplicates the smaller pack instead (dW = dY^T X
   // with 3072 rows and 768 columns spent 15% of its time packing A twice).
   int64_t lda0 = 0;
-  const bool split_m = !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr) && M > N;
+  const bool a_packed = !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr);
+  const bool split_m = a_packed && M > N;
+  // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s. fp32 with packed A (dW) runs ~110
+  // GFLOP/s on one thread, so a region (~0.1 ms to wake a passive worker on a VM) pays off only at twice
+  // the work: 16x768x768 dW took 60-80 GFLOP/s on 2 threads, 106-118 on 1.
+  const bool fast_f32 = a_packed && plain_f32(pack_a, 0) && plain_f32(pack_b, 0);
+  const int nt = threads_for(M * N * K / (fast_f32 ? 4 : 2));
   const int tm0 = split_m ? int(std::min<int64_t>(nt, m_tiles)) : 1;
   const int tn = int(std::min<int64_t>(std::max(1, nt / tm0), n_tiles));
   const int tm = int(std::min<int64_t>(std::max(1, nt / tn), m_tiles));

@@ -138,6 +138,7 @@ struct PackA {
     }
     return nullptr;
   }
+  bool plain_f32() const { return std::is_same_v<View, ViewF32> && fmt == Fmt::F32 && !round; }
 };
 
 template <class View>
@@ -151,6 +152,7 @@ struct PackB {
       pack_panel(static_cast<uint8_t*>(out) + p * g.panel_elems * esz, g, fmt, round, v, n0 + j,
                  int(std::min<int64_t>(g.rows, nc - j)), k0, kc);
   }
+  bool plain_f32() const { return std::is_same_v<View, ViewF32> && fmt == Fmt::F32 && !round; }
 };
 
 // C = beta * C + bias before an accumulating GEMM (beta = 0 never reads C).
