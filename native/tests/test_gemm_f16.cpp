@@ -22,33 +22,6 @@ constexpr double kRefRelTol = 1e-6;
 // fp32 fallback (CPU without AVX-512 FP16): summation order only, as test_gemm_quant4.
 constexpr double kF32RelTol = 1e-5;
 
-// y = x W^T + bias in float64.
-std::vector<double> forward64(const std::vector<float>& x, int64_t m, const Q4& q, const float* bias) {
-  const int64_t n = q.w.n, k = q.w.k;
-  std::vector<double> y(size_t(m * n));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = bias ? bias[j] : 0.0;
-      for (int64_t t = 0; t < k; ++t) s += double(x[size_t(i * k + t)]) * q.deq[size_t(j * k + t)];
-      y[size_t(i * n + j)] = s;
-    }
-  return y;
-}
-
-// dx = beta * dx0 + dy W in float64.
-std::vector<double> backward64(const std::vector<float>& dy, int64_t m, const Q4& q, float beta,
-                               const std::vector<float>& dx0) {
-  const int64_t n = q.w.n, k = q.w.k;
-  std::vector<double> dx(size_t(m * k));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t t = 0; t < k; ++t) {
-      double s = beta == 0.0f ? 0.0 : double(beta) * dx0[size_t(i * k + t)];
-      for (int64_t j = 0; j < n; ++j) s += double(dy[size_t(i * n + j)]) * q.deq[size_t(j * k + t)];
-      dx[size_t(i * k + t)] = s;
-    }
-  return dx;
-}
-
 // Relative error of one row (rows of very different magnitude are judged separately).
 double row_rel_error(const float* out, const double* ref, int64_t n) {
   double num = 0, den = 0;

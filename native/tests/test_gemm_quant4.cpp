@@ -111,13 +111,7 @@ TEST(GemmQuant4, GemvRowEndsInsideChunksAndPartialGroups) {
         SCOPED_TRACE(testing::Message() << "m=" << m << " n=" << sh.n << " k=" << sh.k << " bs=" << sh.bs
                                         << " dq=" << dq);
         const auto x = randn(size_t(m * sh.k), seed++);
-        std::vector<double> y_exact(size_t(m * sh.n));
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t n = 0; n < sh.n; ++n) {
-            double a = bias[n];
-            for (int64_t k = 0; k < sh.k; ++k) a += double(x[i * sh.k + k]) * q.deq[n * sh.k + k];
-            y_exact[i * sh.n + n] = a;
-          }
+        const auto y_exact = forward64(x, m, q, bias.data());
         auto y_ref = poisoned(y_exact.size()), y = poisoned(y_exact.size());
         nq::gemm::quant4_gemm_ref(x.data(), m, q.w, bias.data(), NQ_COMPUTE_F32, y_ref.data());
         ASSERT_EQ(nq_quant4_gemm(x.data(), m, &q.w, bias.data(), NQ_COMPUTE_F32, y.data()), NQ_OK)
@@ -197,15 +191,9 @@ TEST(GemmQuant4, GemvRowsAnySplitEqualsWholeProduct) {
                               sh.n};
       for (int64_t m = 1; m <= 6; ++m) {
         const auto x = randn(size_t(m * sh.k), seed++);
-        std::vector<double> y_exact(size_t(m * sh.n));
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t n = 0; n < sh.n; ++n) {
-            double a = bias[n];
-            for (int64_t k = 0; k < sh.k; ++k) a += double(x[i * sh.k + k]) * q.deq[n * sh.k + k];
-            y_exact[i * sh.n + n] = a;
-          }
+        const auto y_exact = forward64(x, m, q, bias.data());
         auto y_ref = poisoned(y_exact.size());
-        nq::gemm::quant4_gemv_rows_ref(x.data(), m, q.w, bias.data(), 0, sh.n, y_ref.data());
+        nq::gemm::quant4_gemm_rows_ref(x.data(), m, q.w, bias.data(), NQ_COMPUTE_F32, 0, sh.n, y_ref.data());
         ASSERT_TRUE(all_finite(y_ref));
         EXPECT_LT(rel_error(y_ref, y_exact), kF32RelTol);
         for (nq_isa isa : supported_isas()) {

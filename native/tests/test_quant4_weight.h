@@ -1,5 +1,5 @@
 // A 4-bit weight for the GEMM tests, built with the library's own quantizers (plain or
-// double-quantized absmax), plus its dequantised copy for float64 references.
+// double-quantized absmax), plus its dequantised copy and the float64 products with it.
 #pragma once
 
 #include "test_gemm_common.h"
@@ -49,6 +49,33 @@ inline Q4 make_weight(int64_t n, int64_t k, int32_t bs, nq_quant4_type type, boo
   q.deq.resize(size_t(n * k));
   EXPECT_EQ(nq_quant4_dequantize(type, q.packed.data(), q.absmax.data(), n * k, bs, q.deq.data()), NQ_OK);
   return q;
+}
+
+// y = x W^T + bias in float64.
+inline std::vector<double> forward64(const std::vector<float>& x, int64_t m, const Q4& q, const float* bias) {
+  const int64_t n = q.w.n, k = q.w.k;
+  std::vector<double> y(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = bias ? bias[j] : 0.0;
+      for (int64_t t = 0; t < k; ++t) s += double(x[size_t(i * k + t)]) * q.deq[size_t(j * k + t)];
+      y[size_t(i * n + j)] = s;
+    }
+  return y;
+}
+
+// dx = beta * dx0 + dy W in float64.
+inline std::vector<double> backward64(const std::vector<float>& dy, int64_t m, const Q4& q, float beta,
+                                      const std::vector<float>& dx0) {
+  const int64_t n = q.w.n, k = q.w.k;
+  std::vector<double> dx(size_t(m * k));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t t = 0; t < k; ++t) {
+      double s = beta == 0.0f ? 0.0 : double(beta) * dx0[size_t(i * k + t)];
+      for (int64_t j = 0; j < n; ++j) s += double(dy[size_t(i * n + j)]) * q.deq[size_t(j * k + t)];
+      dx[size_t(i * k + t)] = s;
+    }
+  return dx;
 }
 
 }  // namespace gemm_test

@@ -132,10 +132,15 @@ struct AddBias {
 
 void quant4_gemm_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
                      nq_compute_type compute, float* y) {
+  quant4_gemm_rows_ref(x, m, w, bias, compute, 0, w.n, y);
+}
+
+void quant4_gemm_rows_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
+                          nq_compute_type compute, int64_t row0, int64_t row1, float* y) {
   const float* code = quant4_code(w);
   const auto rnd = [&](float v) { return compute == NQ_COMPUTE_BF16 ? round_bf16(v) : v; };
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t n = 0; n < w.n; ++n) {
+    for (int64_t n = row0; n < row1; ++n) {
       float acc = 0.0f;
       for (int64_t k = 0; k < w.k; ++k) acc += rnd(x[i * w.k + k]) * rnd(deq_scalar(w, code, n * w.k + k));
       y[i * w.n + n] = acc + (bias ? bias[n] : 0.0f);
@@ -154,6 +159,19 @@ void quant4_gemm_backward_ref(const float* dy, int64_t m, const nq_quant4_weight
     }
 }
 
+nq_status quant4_forward_check(const char* fn, const float* x, int64_t m, const nq_quant4_weight* w,
+                               const float* bias, const float* y) {
+  if (nq_status s = quant4_weight_check(fn, w); s != NQ_OK) return s;
+  NQ_CHECK_NOT_NULL(fn, x);
+  NQ_CHECK_NOT_NULL(fn, y);
+  NQ_CHECK_DIM(fn, m);
+  const int64_t yb = m * w->n * 4;
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
+  NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
+  return NQ_OK;
+}
+
 }  // namespace nq::gemm
 
 extern "C" {
@@ -162,15 +180,8 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
                                 nq_compute_type compute, float* y) {
   using namespace nq::gemm;
   const char* fn = "nq_quant4_gemm";
-  if (nq_status s = quant4_weight_check(fn, w); s != NQ_OK) return s;
-  NQ_CHECK_NOT_NULL(fn, x);
-  NQ_CHECK_NOT_NULL(fn, y);
-  NQ_CHECK_DIM(fn, m);
+  if (nq_status s = quant4_forward_check(fn, x, m, w, bias, y); s != NQ_OK) return s;
   NQ_CHECK_COMPUTE_Q4(fn, compute);
-  const int64_t yb = m * w->n * 4;
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
   return nq::guard(fn, [&] {
     const bool f16 = compute == NQ_COMPUTE_F16;
     const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);  // F16 without AVX-512 FP16: fp32

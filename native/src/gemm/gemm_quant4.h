@@ -11,6 +11,9 @@ namespace nq::gemm {
 // NQ_COMPUTE_BF16 both operands are rounded to bf16 first).
 void quant4_gemm_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
                      nq_compute_type compute, float* y);
+// The same over output columns [row0, row1) only (rows of W); y is the whole (m, w.n) output.
+void quant4_gemm_rows_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias,
+                          nq_compute_type compute, int64_t row0, int64_t row1, float* y);
 void quant4_gemm_backward_ref(const float* dy, int64_t m, const nq_quant4_weight& w, nq_compute_type compute,
                               float beta, float* dx);
 
@@ -20,12 +23,14 @@ void quant4_gemm_backward_ref(const float* dy, int64_t m, const nq_quant4_weight
 constexpr int64_t kQuant4GemvMaxM = 4;
 void quant4_gemv_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, float* y);
 // Rows [row0, row1) of the same product on the calling thread (row0 % 4 == 0, row1 % 4 == 0 or
-// row1 == w.n; y is the whole (m, w.n) output), and its scalar reference (quant4_gemm_ref's
-// order over those rows; any m).
+// row1 == w.n; y is the whole (m, w.n) output); quant4_gemm_rows_ref is its reference.
 void quant4_gemv_rows_avx512(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
                              int64_t row1, float* y);
-void quant4_gemv_rows_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
-                          int64_t row1, float* y);
+
+// Checks shared by the forward entry points (nq_quant4_gemm, nq_quant4_gemv_rows): the weight,
+// x (m, w.k), y (m, w.n), bias (w.n) and no output overlapping an input.
+nq_status quant4_forward_check(const char* fn, const float* x, int64_t m, const nq_quant4_weight* w,
+                               const float* bias, const float* y);
 
 // AVX-512 B packers into fp32 micro-panels ([k][nr] per panel of panel_elems floats, nr % 16 == 0).
 // Forward, B(k, j) = W[n0 + j][k0 + k], needs w.k, k0 and kc multiples of 32 and packs the

@@ -8,27 +8,7 @@
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "gemm/gemm_quant4.h"
-#include "gemm/quant4_weight.h"
 #include "gemm/validate.h"
-
-namespace nq::gemm {
-
-void quant4_gemv_rows_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, int64_t row0,
-                          int64_t row1, float* y) {
-  const float* code = quant4_code(w);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t n = row0; n < row1; ++n) {
-      float acc = 0.0f;
-      for (int64_t k = 0; k < w.k; ++k) {
-        const int64_t e = n * w.k + k;
-        const uint8_t byte = w.packed[e >> 1];
-        acc += x[i * w.k + k] * (code[(e & 1) ? (byte & 15) : (byte >> 4)] * quant4_absmax(w, e / w.blocksize));
-      }
-      y[i * w.n + n] = acc + (bias ? bias[n] : 0.0f);
-    }
-}
-
-}  // namespace nq::gemm
 
 extern "C" {
 
@@ -36,23 +16,16 @@ NQ_API nq_status nq_quant4_gemv_rows(const float* x, int64_t m, const nq_quant4_
                                      int64_t row0, int64_t row1, float* y) {
   using namespace nq::gemm;
   const char* fn = "nq_quant4_gemv_rows";
-  if (nq_status s = quant4_weight_check(fn, w); s != NQ_OK) return s;
-  NQ_CHECK_NOT_NULL(fn, x);
-  NQ_CHECK_NOT_NULL(fn, y);
-  NQ_CHECK_DIM(fn, m);
+  if (nq_status s = quant4_forward_check(fn, x, m, w, bias, y); s != NQ_OK) return s;
   NQ_CHECK(row0 >= 0 && row0 < row1 && row1 <= w->n, NQ_ERR_INVALID_ARGUMENT,
            "%s: need 0 <= row0 < row1 <= w->n (%lld), got row0 = %lld, row1 = %lld", fn,
            static_cast<long long>(w->n), static_cast<long long>(row0), static_cast<long long>(row1));
   NQ_CHECK(row0 % 4 == 0 && (row1 % 4 == 0 || row1 == w->n), NQ_ERR_INVALID_ARGUMENT,
            "%s: row0 must be a multiple of 4 and row1 a multiple of 4 or w->n, got row0 = %lld, row1 = %lld", fn,
            static_cast<long long>(row0), static_cast<long long>(row1));
-  const int64_t yb = m * w->n * 4;
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, x, m * w->k * 4);
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, w->packed, w->n * w->k / 2);
-  NQ_CHECK_NO_OVERLAP(fn, y, yb, bias, w->n * 4);
   return nq::guard(fn, [&] {
     if (w->k % 32 != 0 || !nq::cpu::use(NQ_ISA_AVX512)) {
-      quant4_gemv_rows_ref(x, m, *w, bias, row0, row1, y);
+      quant4_gemm_rows_ref(x, m, *w, bias, NQ_COMPUTE_F32, row0, row1, y);
       return NQ_OK;
     }
     for (int64_t i = 0; i < m; i += kQuant4GemvMaxM)
