@@ -9,9 +9,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "cpu/cpu.h"
+#include "gemm/gemm_f32_f16.h"
 #include "nativequant.h"
 #ifdef NQ_HAVE_OPENBLAS
 #include <cblas.h>
@@ -369,6 +373,95 @@ BENCHMARK(BM_F32VsOpenBlas)->Apply([](benchmark::internal::Benchmark* b) {
   b->ArgNames({"V", "M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
 });
 #endif
+
+// Gaussian floats in an nq_buffer_alloc buffer: on huge pages, like the engine's tensors (the head's W is 154 MB
+// read with 3 KiB strides).
+struct NqFloats {
+  float* p = nullptr;
+  explicit NqFloats(size_t n, uint64_t seed) {
+    void* raw = nullptr;
+    if (nq_buffer_alloc(n * sizeof(float), &raw) != NQ_OK) throw std::bad_alloc();
+    p = static_cast<float*>(raw);
+    const auto v = randn(n, seed);
+    std::memcpy(p, v.data(), n * sizeof(float));
+  }
+  ~NqFloats() { nq_buffer_free(p); }
+  NqFloats(const NqFloats&) = delete;
+  NqFloats& operator=(const NqFloats&) = delete;
+};
+
+// The tied fp32 LM head of QLoRA training (GPT-2 small; Functional.LinearCrossEntropy runs it on chunks of
+// 64 rows): V = 0 logits = X W^T (NT, beta 0), V = 1 dX += dlogits W (NN, beta 1), W (50257, 768).
+// nq_gemm_f32_compute with NQ_COMPUTE_F16 vs NQ_COMPUTE_F32 (vs OpenBLAS sgemm when built with it), all
+// called in every iteration in rotating order so load and cache warmth hit them alike. Counters: GFLOPS of
+// each by wall time, f16_speedup = F32 time / F16 time, f16_speedup_best from each side's fastest call.
+void BM_HeadF16(benchmark::State& st) {
+  const int v = int(st.range(0));
+  const int64_t m = st.range(1), vocab = 50257, width = 768;
+  const int64_t n = v == 0 ? vocab : width, k = v == 0 ? width : vocab;
+  const float beta = v == 0 ? 0.0f : 1.0f;
+  const NqFloats a(size_t(m * k), 1), w(size_t(vocab * width), 2), c(size_t(m * n), 3);
+  const auto ours = [&](nq_compute_type ct) {
+    check(nq_gemm_f32_compute(0, v == 0, m, n, k, a.p, w.p, beta, nullptr, ct, c.p), st);
+  };
+  std::vector<std::function<void()>> sides = {[&] { ours(NQ_COMPUTE_F16); }, [&] { ours(NQ_COMPUTE_F32); }};
+  const char* names[] = {"f16", "f32", "blas"};
+#ifdef NQ_HAVE_OPENBLAS
+  int32_t threads = 1;
+  nq_threads_get(&threads);
+  openblas_set_num_threads(threads);
+  sides.push_back([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, v == 0 ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f, a.p,
+                int(k), w.p, int(v == 0 ? k : n), beta, c.p, int(n));
+  });
+  st.SetLabel(openblas_get_corename());
+#endif
+  const size_t ns = sides.size();
+  std::vector<double> t(ns, 0.0), best(ns, 1e30);
+  int64_t it = 0;
+  for (auto _ : st) {
+    for (size_t s = 0; s < ns; ++s) {
+      const size_t side = (s + size_t(it)) % ns;
+      const auto t0 = std::chrono::steady_clock::now();
+      sides[side]();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t[side] += dt;
+      best[side] = std::min(best[side], dt);
+    }
+    ++it;
+  }
+  const double flops = 2.0 * double(m) * double(n) * double(k) * double(st.iterations());
+  for (size_t s = 0; s < ns; ++s) st.counters[std::string(names[s]) + "_GFLOPS"] = flops * 1e-9 / t[s];
+  st.counters["f16_speedup"] = t[1] / t[0];
+  st.counters["f16_speedup_best"] = best[1] / best[0];
+}
+BENCHMARK(BM_HeadF16)
+    ->ArgsProduct({{0, 1}, {64, 256}})
+    ->ArgNames({"V", "M"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The F16 head's B packing alone, on the calling thread: all of W in the driver's blocks (KC = 384, NC = 480),
+// as one F16 head call packs it (2 threads each pack half). V = 0: W read as B stored (N, K) (16x16
+// transposes); V = 1: B stored (K, N). GBps = bytes of W read per second.
+void BM_HeadF16PackB(benchmark::State& st) {
+  if (!nq::cpu::use_avx512fp16()) return st.SkipWithError("no AVX-512 FP16");
+  const bool trans = st.range(0) == 0;
+  const int64_t vocab = 50257, width = 768, kc_max = 384, nc_max = 480;
+  const int64_t n = trans ? vocab : width, k = trans ? width : vocab;
+  const NqFloats w(size_t(vocab * width), 2);
+  const int64_t panel_bytes = kc_max * 96 * 4;
+  std::vector<uint8_t> block(size_t(nc_max / 96 * panel_bytes));
+  for (auto _ : st)
+    for (int64_t k0 = 0; k0 < k; k0 += kc_max)
+      for (int64_t n0 = 0; n0 < n; n0 += nc_max)
+        nq::gemm::pack_b_f32_f16_avx512fp16(trans ? w.p + n0 * k + k0 : w.p + k0 * n + n0, trans ? k : n,
+                                            trans, block.data(), panel_bytes, std::min(kc_max, k - k0),
+                                            std::min(nc_max, n - n0));
+  st.counters["GBps"] =
+      benchmark::Counter(double(vocab * width) * 4e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_HeadF16PackB)->Arg(0)->Arg(1)->ArgName("V")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifdef NQ_HAVE_DNNL
 // oneDNN matmul Y = X W^T (W stored (N,K) row-major = (K,N) with tag ba) in bf16 -> f32 or

@@ -81,4 +81,38 @@ inline bool message_mentions(const char* word) {
   return std::string(nq_last_error_message()).find(word) != std::string::npos;
 }
 
+// NQ_COMPUTE_F16 (f16_chunk.h).
+// vs float64: fp16 rounding of both operands (2^-11 relative each) and a rounding per
+// fp16 add over a 64-step chunk (random walk ~ 2^-11 * sqrt(64/2)) give ~1.2e-3 measured
+// on Gaussian data; 3e-3 is the documented bound.
+constexpr double kF16RelTol = 3e-3;
+// vs the fp16 reference: the chunk sums are bit-identical (same fp16 FMAs in the same
+// order); only the fp32 sum of chunk results is reassociated in edge tiles (~1e-7).
+constexpr double kF16RefRelTol = 1e-6;
+
+inline bool has_fp16() {
+  uint32_t f = 0;
+  nq_cpu_features_get(&f);
+  return (f & NQ_CPU_AVX512FP16) != 0;
+}
+
+// What `isa` must compute for compute = F16: the fp16 path (AVX-512 FP16 or the scalar
+// reference) or the fp32 kernels.
+inline bool f16_semantics(nq_isa isa) { return isa == NQ_ISA_SCALAR || (isa >= NQ_ISA_AVX512_BF16 && has_fp16()); }
+
+// out from a kernel at `isa` with compute = F16: every element written; fp16 semantics -> tight
+// to the fp16 reference and within the fp16 bound of float64; the fp32 fallback -> within
+// f32_tol of float64.
+template <class R>
+void expect_f16_accurate(const std::vector<float>& out, const std::vector<float>& ref, const std::vector<R>& exact,
+                         nq_isa isa, double f32_tol, const std::string& at) {
+  ASSERT_TRUE(all_finite(out)) << at;
+  if (f16_semantics(isa)) {
+    EXPECT_LT(rel_error(out, ref), kF16RefRelTol) << at;
+    EXPECT_LT(rel_error(out, exact), kF16RelTol) << at;
+  } else {
+    EXPECT_LT(rel_error(out, exact), f32_tol) << at;
+  }
+}
+
 }  // namespace gemm_test

@@ -12,13 +12,6 @@ using namespace gemm_test;
 
 namespace {
 
-// vs float64: fp16 rounding of both operands (2^-11 relative each) and a rounding per
-// fp16 add over a 64-step chunk (random walk ~ 2^-11 * sqrt(64/2)) give ~1.2e-3 measured
-// on Gaussian data; 3e-3 is the documented bound.
-constexpr double kF16RelTol = 3e-3;
-// vs the fp16 reference: the chunk sums are bit-identical (same fp16 FMAs in the same
-// order); only the fp32 sum of chunk results is reassociated in edge tiles (~1e-7).
-constexpr double kRefRelTol = 1e-6;
 // fp32 fallback (CPU without AVX-512 FP16): summation order only, as test_gemm_quant4.
 constexpr double kF32RelTol = 1e-5;
 
@@ -32,12 +25,6 @@ double row_rel_error(const float* out, const double* ref, int64_t n) {
   return std::sqrt(num / (den > 0 ? den : 1));
 }
 
-bool has_fp16() {
-  uint32_t f = 0;
-  nq_cpu_features_get(&f);
-  return (f & NQ_CPU_AVX512FP16) != 0;
-}
-
 struct Case {
   int64_t m, n, k;
   int32_t bs;
@@ -48,23 +35,6 @@ struct Case {
 const Case kCases[] = {{8, 96, 64, 64},     {5, 100, 130, 64},  {7, 98, 77, 32},     {6, 200, 1000, 128},
                        {33, 300, 768, 64},  {24, 1000, 1536, 256}, {17, 96, 4096, 4096}, {9, 50, 200, 64},
                        {13, 481, 832, 32}, {8, 192, 2, 64}, {9, 200, 320, 64}, {3, 100, 70, 64}};
-
-// What `isa` must compute for compute = F16: the fp16 path (AVX-512 FP16 or the scalar
-// reference) or the fp32 kernels.
-bool f16_semantics(nq_isa isa) { return isa == NQ_ISA_SCALAR || (isa >= NQ_ISA_AVX512_BF16 && has_fp16()); }
-
-// out from the kernel at `isa`: every element written; fp16 semantics -> tight to the fp16
-// reference and within the fp16 bound of float64; the fp32 fallback -> within fp32's bound.
-void expect_accurate(const std::vector<float>& out, const std::vector<float>& ref, const std::vector<double>& exact,
-                     nq_isa isa, const std::string& at) {
-  ASSERT_TRUE(all_finite(out)) << at;
-  if (f16_semantics(isa)) {
-    EXPECT_LT(rel_error(out, ref), kRefRelTol) << at;
-    EXPECT_LT(rel_error(out, exact), kF16RelTol) << at;
-  } else {
-    EXPECT_LT(rel_error(out, exact), kF32RelTol) << at;
-  }
-}
 
 TEST(GemmF16, ForwardMatchesReferenceAndFloat64) {
   for (const Case& c : kCases)
@@ -84,7 +54,7 @@ TEST(GemmF16, ForwardMatchesReferenceAndFloat64) {
             << nq_last_error_message();
         const std::string at = std::string(isa_name(isa)) + " " + std::to_string(c.m) + "x" + std::to_string(c.n) +
                                "x" + std::to_string(c.k) + " bs " + std::to_string(c.bs) + " v" + std::to_string(v);
-        expect_accurate(y, ref, y64, isa, at);
+        expect_f16_accurate(y, ref, y64, isa, kF32RelTol, at);
       }
     }
 }
@@ -109,7 +79,7 @@ TEST(GemmF16, BackwardMatchesReferenceAndFloat64) {
         const std::string at = std::string(isa_name(isa)) + " " + std::to_string(c.m) + "x" + std::to_string(c.n) +
                                "x" + std::to_string(c.k) + " bs " + std::to_string(c.bs) + " beta " +
                                std::to_string(beta);
-        expect_accurate(dx, ref, dx64, isa, at);
+        expect_f16_accurate(dx, ref, dx64, isa, kF32RelTol, at);
       }
     }
 }

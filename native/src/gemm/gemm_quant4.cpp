@@ -14,14 +14,6 @@
 #include "gemm/quant4_weight.h"
 #include "gemm/validate.h"
 
-// The 4-bit matmuls also take NQ_COMPUTE_F16.
-#define NQ_CHECK_COMPUTE_Q4(fn, c)                                                                          \
-  NQ_CHECK(::nq::gemm::enum_bits(c) == NQ_COMPUTE_F32 || ::nq::gemm::enum_bits(c) == NQ_COMPUTE_BF16 ||       \
-               ::nq::gemm::enum_bits(c) == NQ_COMPUTE_F16,                                                   \
-           NQ_ERR_INVALID_ARGUMENT,                                                                          \
-           "%s: argument '%s' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1) or NQ_COMPUTE_F16 (3), got %d", fn, \
-           #c, ::nq::gemm::enum_bits(c))
-
 namespace nq::gemm {
 namespace {
 
@@ -181,7 +173,7 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
   using namespace nq::gemm;
   const char* fn = "nq_quant4_gemm";
   if (nq_status s = quant4_forward_check(fn, x, m, w, bias, y); s != NQ_OK) return s;
-  NQ_CHECK_COMPUTE_Q4(fn, compute);
+  NQ_CHECK_COMPUTE_F16(fn, compute);
   return nq::guard(fn, [&] {
     const bool f16 = compute == NQ_COMPUTE_F16;
     const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);  // F16 without AVX-512 FP16: fp32
@@ -214,7 +206,7 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
   NQ_CHECK_NOT_NULL(fn, dx);
   NQ_CHECK_DIM(fn, m);
   NQ_CHECK_BETA(fn, beta);
-  NQ_CHECK_COMPUTE_Q4(fn, compute);
+  NQ_CHECK_COMPUTE_F16(fn, compute);
   const int64_t xb = m * w->k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * w->n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w->packed, w->n * w->k / 2);

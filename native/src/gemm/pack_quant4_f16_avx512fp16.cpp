@@ -1,5 +1,5 @@
-// AVX-512 packers for NQ_COMPUTE_F16 (chunk layouts in quant4_f16.h). Each computes exactly
-// what the scalar chunk rules (f16_act_chunk, f16_weight_chunk) compute.
+// AVX-512 B packers from 4-bit weights for NQ_COMPUTE_F16 (chunk layouts in f16_chunk.h). Each
+// computes exactly what the scalar chunk rule (f16_weight_chunk) computes.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,36 +16,7 @@ constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 inline int log2_of(int64_t pow2) { return __builtin_ctzll(static_cast<unsigned long long>(pow2)); }
 
-// Lanes of a 16-float load that lie inside the n values left.
-inline __mmask16 tail_mask(int64_t n) {
-  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
 }  // namespace
-
-void pack_a_f16_avx512fp16(const float* x, int64_t ld, int rows, int64_t kc, uint8_t* panel) {
-  for (int64_t k = 0; k < kc; k += kF16Chunk, panel += kF16AChunkBytes) {
-    const int64_t len = std::min<int64_t>(kF16Chunk, kc - k);
-    alignas(32) float inv[kF16Mr] = {};
-    for (int r = 0; r < rows; ++r) {
-      const float* xr = x + r * ld + k;
-      __m512 v[4], m = _mm512_setzero_ps();
-      for (int p = 0; p < 4; ++p) {
-        v[p] = _mm512_maskz_loadu_ps(tail_mask(len - 16 * p), xr + 16 * p);
-        m = _mm512_max_ps(_mm512_abs_ps(v[p]), m);  // a NaN lane keeps m (second operand)
-      }
-      const int s = f16_act_shift(_mm512_reduce_max_ps(m));
-      const __m512 up = _mm512_set1_ps(pow2f(s));
-      inv[r] = pow2f(-s);
-      auto* o = reinterpret_cast<__m512i*>(panel + r * kF16ARowBytes);
-      for (int p = 0; p < 4; ++p) {
-        const __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(_mm512_mul_ps(v[p], up), kRound));
-        _mm512_storeu_si512(o + p, _mm512_or_si512(h, _mm512_slli_epi32(h, 16)));  // value in both halves
-      }
-    }
-    std::memcpy(panel + kF16Mr * kF16ARowBytes, inv, sizeof inv);
-  }
-}
 
 int64_t pack_b_quant4_f16_fwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out, int64_t panel_bytes, int64_t k0,
                                          int64_t kc, int64_t n0, int64_t nc) {
@@ -62,7 +33,7 @@ int64_t pack_b_quant4_f16_fwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out
       uint8_t* chunk = panel + (k / kF16Chunk) * kF16BChunkBytes;
       const int64_t kk = k % kF16Chunk;
       if (kk == 0) {
-        float* sc = reinterpret_cast<float*>(chunk + kF16Chunk * kF16Nr * 2) + col;
+        float* sc = reinterpret_cast<float*>(chunk + kF16BScaleOffset) + col;
         for (int i = 0; i < 16; ++i) sc[i] = quant4_absmax(w, ((n0 + j + i) * w.k + k0 + k) >> bs_log2);
       }
       __m128i r[16];  // 32 k of 16 W rows
@@ -118,7 +89,7 @@ int64_t pack_b_quant4_f16_bwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out
       }
       uint8_t* chunk = out + (j / kF16Nr) * panel_bytes + (k / kF16Chunk) * kF16BChunkBytes;
       const int64_t col = j % kF16Nr;
-      _mm512_storeu_ps(reinterpret_cast<float*>(chunk + kF16Chunk * kF16Nr * 2) + col, _mm512_set1_ps(scale));
+      _mm512_storeu_ps(reinterpret_cast<float*>(chunk + kF16BScaleOffset) + col, _mm512_set1_ps(scale));
       for (int r = 0; r < len; ++r) {
         const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.packed + (e0 + r * w.k) / 2));
         const __m512i q = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b8, b8));  // each byte twice

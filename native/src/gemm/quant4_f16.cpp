@@ -1,4 +1,4 @@
-// NQ_COMPUTE_F16 chunk rules, scalar reference and the driver's packers (quant4_f16.h).
+// NQ_COMPUTE_F16 for 4-bit weights: chunk rule, scalar references and the driver's B packer (quant4_f16.h).
 #include "gemm/quant4_f16.h"
 
 #include <algorithm>
@@ -8,61 +8,6 @@
 #include "gemm/quant4_weight.h"
 
 namespace nq::gemm {
-namespace {
-
-// Chunks are counted from k = 0 in every K block, so a block must hold whole chunks.
-static_assert(kBPanelBytes / 4 % kF16Chunk == 0, "KC for Fmt::F16C must be a multiple of the fp16 chunk");
-// The driver sizes panels as fmt_bytes per element: 8 for Fmt::F16CA (A), 4 for Fmt::F16C (B).
-static_assert(kF16AChunkBytes <= kF16Chunk * kF16Mr * 8 && kF16BChunkBytes <= kF16Chunk * kF16Nr * 4,
-              "a chunk must fit its share of the driver's panel");
-
-inline uint16_t f16_bits(float v) {
-  const _Float16 h = static_cast<_Float16>(v);  // round to nearest even, as vcvtps2ph
-  uint16_t b;
-  std::memcpy(&b, &h, 2);
-  return b;
-}
-
-inline _Float16 f16_of(uint16_t b) {
-  _Float16 h;
-  std::memcpy(&h, &b, 2);
-  return h;
-}
-
-// vfmadd231ph: one rounding of a*b + c. In double a*b is exact (22 bits) and so is the sum
-// unless one term is < 2^-42 of the other, where the larger is returned either way.
-inline _Float16 fma16(_Float16 a, _Float16 b, _Float16 c) {
-  return static_cast<_Float16>(double(a) * double(b) + double(c));
-}
-
-inline int64_t chunks_of(int64_t len) { return (len + kF16Chunk - 1) / kF16Chunk; }
-
-inline int chunk_len(int64_t total, int64_t c) { return int(std::min<int64_t>(kF16Chunk, total - c * kF16Chunk)); }
-
-// Activations of m rows of length len (row stride len) in chunk form: fp16 values and
-// the per-(row, chunk) inverse scales.
-void act_chunks(const float* x, int64_t m, int64_t len, std::vector<uint16_t>& v, std::vector<float>& inv) {
-  const int64_t nch = chunks_of(len);
-  v.assign(size_t(m * len), 0);
-  inv.assign(size_t(m * nch), 0.0f);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t c = 0; c < nch; ++c)
-      inv[size_t(i * nch + c)] =
-          f16_act_chunk(x + i * len + c * kF16Chunk, chunk_len(len, c), &v[size_t(i * len + c * kF16Chunk)], 1);
-}
-
-// c + sum over chunks of (fp16 chunk sum of a*b) * (bscale * ainv), as the micro-kernel.
-float dot_f16(const uint16_t* a, const float* ainv, const uint16_t* b, const float* bscale, int64_t len, float c) {
-  for (int64_t ch = 0; ch < chunks_of(len); ++ch) {
-    _Float16 acc = 0;
-    for (int64_t t = ch * kF16Chunk; t < ch * kF16Chunk + chunk_len(len, ch); ++t)
-      acc = fma16(f16_of(a[t]), f16_of(b[t]), acc);
-    c = std::fma(float(acc), bscale[ch] * ainv[ch], c);
-  }
-  return c;
-}
-
-}  // namespace
 
 float f16_weight_chunk(const nq_quant4_weight& w, int64_t e0, int64_t stride, int len, uint16_t* vals,
                        int64_t vstride) {
@@ -85,18 +30,6 @@ float f16_weight_chunk(const nq_quant4_weight& w, int64_t e0, int64_t stride, in
     const int64_t e = e0 + t * stride;
     vals[t * vstride] = f16_bits(code[q(e)] * (quant4_absmax(w, e >> bs_log2) * up));
   }
-  return pow2f(-s);
-}
-
-float f16_act_chunk(const float* x, int len, uint16_t* vals, int64_t vstride) {
-  float m = 0.0f;
-  for (int t = 0; t < len; ++t) {
-    const float a = std::fabs(x[t]);
-    if (a > m) m = a;
-  }
-  const int s = f16_act_shift(m);
-  const float up = pow2f(s);
-  for (int t = 0; t < len; ++t) vals[t * vstride] = f16_bits(x[t] * up);
   return pow2f(-s);
 }
 
@@ -132,10 +65,6 @@ void quant4_gemm_backward_f16_ref(const float* dy, int64_t m, const nq_quant4_we
   }
 }
 
-void PackAF16::operator()(void* out, const PackGeom&, int64_t i0, int rows, int64_t k0, int64_t kc) const {
-  pack_a_f16_avx512fp16(x + i0 * ld + k0, ld, rows, kc, static_cast<uint8_t*>(out));
-}
-
 void PackBQuant4F16::operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
   auto* o = static_cast<uint8_t*>(out);
   const int64_t panel_bytes = g.panel_elems * fmt_bytes(Fmt::F16C);
@@ -154,7 +83,7 @@ void PackBQuant4F16::operator()(void* out, const PackGeom& g, int64_t k0, int64_
       const int64_t e0 = backward ? k * w.k + n0 + j : (n0 + j) * w.k + k;
       const float s = f16_weight_chunk(w, e0, backward ? w.k : 1, chunk_len(kc, c),
                                        reinterpret_cast<uint16_t*>(chunk) + col, kF16Nr);
-      std::memcpy(chunk + kF16Chunk * kF16Nr * 2 + col * 4, &s, 4);
+      std::memcpy(chunk + kF16BScaleOffset + col * 4, &s, 4);
     }
   }
 }

@@ -1,5 +1,5 @@
 // fp16 8 x 96 micro-kernel (AVX-512 FP16) for NQ_COMPUTE_F16 (layouts and numerics in
-// quant4_f16.h). Per 64-k chunk: 24 zmm fp16 accumulators (8 rows x 96 columns) take one
+// f16_chunk.h). Per 64-k chunk: 24 zmm fp16 accumulators (8 rows x 96 columns) take one
 // vfmadd231ph per row and B vector; per k step 3 B vectors and 8 A broadcasts (plain loads,
 // no shuffle port), 29 of 32 registers. The flush converts each accumulator to two fp32 halves
 // and adds them times (B's column scale * A's row inverse scale) into C in L1: 6 port-0/5
@@ -7,7 +7,7 @@
 // vs 175 for the fp32 8x48 kernel (kernel-only microbenchmark, loaded box, best of 2000).
 #include <immintrin.h>
 
-#include "gemm/quant4_f16.h"
+#include "gemm/f16_chunk.h"
 #include "gemm/ukernel.h"
 
 namespace nq::gemm {
@@ -134,7 +134,7 @@ void run_f16(int64_t groups, const void* a_, const void* b_, void* c_, int64_t l
       : "zmm27", "zmm28", "zmm29", "zmm30", "zmm31", "cc", "memory");
     // Flush: C += fp32(chunk sum) * scale_j * inv_i.
     const auto* inv = reinterpret_cast<const float*>(a + kF16Mr * kF16ARowBytes);
-    const auto* scale = reinterpret_cast<const float*>(b + kF16Chunk * kF16Nr * 2);
+    const auto* scale = reinterpret_cast<const float*>(b + kF16BScaleOffset);
     const bool add = accumulate || g > 0;
     flush_row(c00, c01, c02, inv[0], scale, c + 0 * ldc, add);
     flush_row(c10, c11, c12, inv[1], scale, c + 1 * ldc, add);

@@ -42,6 +42,14 @@ inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_by
            NQ_ERR_INVALID_ARGUMENT, "%s: argument '%s' must be NQ_COMPUTE_F32 (0) or NQ_COMPUTE_BF16 (1), got %d", \
            fn, #c, ::nq::gemm::enum_bits(c))
 
+// Kernels that also take NQ_COMPUTE_F16 (the chunked fp16 scheme, f16_chunk.h).
+#define NQ_CHECK_COMPUTE_F16(fn, c)                                                                         \
+  NQ_CHECK(::nq::gemm::enum_bits(c) == NQ_COMPUTE_F32 || ::nq::gemm::enum_bits(c) == NQ_COMPUTE_BF16 ||       \
+               ::nq::gemm::enum_bits(c) == NQ_COMPUTE_F16,                                                   \
+           NQ_ERR_INVALID_ARGUMENT,                                                                          \
+           "%s: argument '%s' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1) or NQ_COMPUTE_F16 (3), got %d", fn, \
+           #c, ::nq::gemm::enum_bits(c))
+
 #define NQ_CHECK_BETA(fn, beta)                                                                \
   NQ_CHECK((beta) == (beta) && (beta) - (beta) == 0.0f, NQ_ERR_INVALID_ARGUMENT,               \
            "%s: argument 'beta' must be finite", fn)
