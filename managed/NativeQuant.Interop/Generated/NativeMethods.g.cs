@@ -102,9 +102,9 @@ public partial struct NqErrorStats
 /// Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
 /// with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs), or int8 operands with int32
 /// accumulation, or fp16 operands with short fp16 accumulation. NQ_COMPUTE_INT8 is accepted
-/// only by nq_int8_matmul_backward and NQ_COMPUTE_F16 only by nq_quant4_gemm and
-/// nq_quant4_gemm_backward (see there); every other kernel rejects them with
-/// NQ_ERR_INVALID_ARGUMENT.
+/// only by nq_int8_matmul_backward and NQ_COMPUTE_F16 only by nq_gemm_f32_compute,
+/// nq_quant4_gemm and nq_quant4_gemm_backward (see there); every other kernel rejects them
+/// with NQ_ERR_INVALID_ARGUMENT.
 /// </summary>
 public enum NqComputeType : int
 {
@@ -421,6 +421,28 @@ public static unsafe partial class NativeMethods
     /// <summary>Same with bf16 inputs (uint16 bit patterns), fp32 accumulation and fp32 output.</summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, ushort* a, ushort* b, float beta, float* bias, float* c);
+
+    /// <summary>
+    /// nq_gemm_f32 with the precision of the multiply chosen by `compute`:
+    ///  - NQ_COMPUTE_F32: identical bits to nq_gemm_f32.
+    ///  - NQ_COMPUTE_BF16: A and B rounded to bf16 (nearest-even), fp32 accumulation: the bits of
+    ///    nq_gemm_bf16 on the rounded inputs.
+    ///  - NQ_COMPUTE_F16: the reduction is cut into chunks of 64 k (counted from 0). Per chunk, each
+    ///    row of op(A) is scaled by a power of two so its largest |value| lies in [256, 512) and each
+    ///    column of op(B) so its largest |value| lies in [0.5, 1), both rounded to fp16; products are
+    ///    summed in fp16 (one rounding per fused multiply-add) over the chunk, so no chunk sum can
+    ///    overflow (|sum| &lt;= 64 * 512), and each chunk sum is added to an fp32 accumulator times the
+    ///    two inverse scales. Relative error vs exact ~1.2e-3 on Gaussian data, bounded by 3e-3 in
+    ///    tests, independent of the rows' and columns' magnitudes (scale exponents are clamped to
+    ///    +-120: operands beyond 2^+-120 lose that guarantee). A NaN or Inf in a row of op(A)
+    ///    (column of op(B)) gives non-finite outputs in that row (column). Runs on AVX-512 FP16 CPUs
+    ///    at the NQ_ISA_AVX512_BF16 level; elsewhere it computes in fp32 (nq_gemm_f32), except
+    ///    NQ_ISA_SCALAR, which runs the fp16 reference (the same operations in scalar code). Every
+    ///    call packs all of op(B) into fp16 panels (no GEMV path): for M &lt;= 4 NQ_COMPUTE_F32 is faster.
+    /// Any other `compute`: NQ_ERR_INVALID_ARGUMENT.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_gemm_f32_compute(int trans_a, int trans_b, long m, long n, long k, float* a, float* b, float beta, float* bias, NqComputeType compute, float* c);
 
     /// <summary>
     /// Y (M, w.n) = X (M, w.k) W^T + bias, dequantizing W tile by tile into packed panels (the

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using NativeQuant.Interop;
 using NativeQuant.Tensors;
 using Tensor = NativeQuant.Tensors.Tensor;
 
@@ -16,20 +17,23 @@ public static unsafe partial class Functional
 
     /// <summary>Mean cross-entropy of <paramref name="targets"/> (N) int32 under logits = hidden (N, C) · weightᵀ,
     /// weight (V, C): the value and gradients of <c>CrossEntropy(Linear(hidden, weight), targets, ignoreIndex)</c>
-    /// without the (N, V) logits.</summary>
-    public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, int ignoreIndex = -100)
+    /// without the (N, V) logits. <paramref name="compute"/>: precision of the logits and dL/dhidden products
+    /// (<see cref="Gemm.Sgemm(bool, bool, int, int, int, float*, float*, float, float*, NqComputeType, float*)"/>);
+    /// dL/dW is always computed in fp32.</summary>
+    public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, int ignoreIndex = -100,
+                                            NqComputeType compute = NqComputeType.F32)
     {
         RequireFloat(weight, "LinearCrossEntropy", nameof(weight));
         if (weight.Rank != 2) throw new ArgumentException($"LinearCrossEntropy: weight must be (V, C), got {weight.ShapeString}");
         int v = weight.Size(0), c = weight.Size(1);
         float* w = weight.DataPointer;
         var head = new HeadProducts(
-            (x, m, logits) => Gemm.Sgemm(false, true, m, v, c, x, w, 0f, logits),      // (m, V) = x · Wᵀ
-            (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx));          // dx (m, C) += dl · W
+            (x, m, logits) => Gemm.Sgemm(false, true, m, v, c, x, w, 0f, logits, compute),  // (m, V) = x · Wᵀ
+            (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx, compute));      // dx (m, C) += dl · W
         return HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
     }
 
-    /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int)"/> for a frozen quantized head
+    /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int, NqComputeType)"/> for a frozen quantized head
     /// (V = OutFeatures, C = InFeatures); only <paramref name="hidden"/> gets a gradient.</summary>
     public static Tensor QuantizedLinearCrossEntropy(Tensor hidden, IQuantizedWeight weight, Tensor targets, int ignoreIndex = -100) =>
         HeadCrossEntropy(hidden, null, new HeadProducts(weight.MatMulTransposed, weight.MatMulAccumulate),

@@ -51,6 +51,22 @@ internal static unsafe class Gemm
             }
     }
 
+    /// <summary><see cref="Sgemm(bool, bool, int, int, int, float*, float*, float, float*, float*)"/> with the multiply's
+    /// precision chosen: <see cref="NqComputeType.F32"/> is that call; <see cref="NqComputeType.F16"/> (64-step fp16 sums
+    /// flushed into fp32, ~1e-3 relative) and <see cref="NqComputeType.Bf16"/> run the native nq_gemm_f32_compute, which
+    /// has no managed fallback.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float* a, float* b, float beta, float* c,
+                             NqComputeType compute, float* bias = null)
+    {
+        if (compute == NqComputeType.F32 || k <= 0)  // k = 0 multiplies nothing: every precision is the same
+        {
+            Sgemm(transA, transB, m, n, k, a, b, beta, c, bias);
+            return;
+        }
+        if (m <= 0 || n <= 0) return;
+        Nq.Check(NativeMethods.nq_gemm_f32_compute(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, b, beta, bias, compute, c));
+    }
+
     private static void ManagedSgemm(bool transA, bool transB, int m, int n, int k,
                                      float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {

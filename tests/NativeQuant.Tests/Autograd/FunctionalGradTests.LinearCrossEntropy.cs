@@ -54,6 +54,41 @@ public partial class FunctionalGradTests
         return (y.Item(), a.Grad!.ToArray(), b.Grad!.ToArray());
     }
 
+    // NQ_COMPUTE_F16 for the logits and dL/dhidden products vs F32. Each product is within nq_gemm_f32_compute's
+    // relative bound eps = 3e-3 (~1.2e-3 measured). The loss moves by the logits' absolute error, ~eps * sigma with
+    // sigma the logits' spread (~2.8 here, a trained head's order); dL/dhidden gets its own product's eps plus the
+    // softmax's relative change, again ~eps * sigma: bound eps * (1 + sigma) ~ 1.2e-2 for both.
+    private const double HeadF16RelTol = 1.2e-2;
+
+    [Test]
+    public void LinearCrossEntropy_F16Compute_MatchesF32()
+    {
+        var h = L(40, 200);
+        var w = TensorScope.Unscoped(() => Tensor.RandN([500, 200], _rng, 0.2f));  // logits ~ N(0, 2.8^2)
+        w.RequiresGrad = true;
+        _leaves.Add(w);
+        var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
+        var (loss, gh, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets), h, w);
+        var (loss16, gh16, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets, compute: NqComputeType.F16), h, w);
+        double lossErr = Math.Abs(loss16 - loss) / Math.Abs(loss), ghErr = RelError(gh16, gh);
+        TestContext.Out.WriteLine($"F16 vs F32: loss {lossErr:E2}, dL/dhidden {ghErr:E2}");
+        Assert.That(lossErr, Is.LessThan(HeadF16RelTol), $"loss {loss16} vs {loss}");
+        Assert.That(ghErr, Is.LessThan(HeadF16RelTol), "dL/dhidden");
+        if ((NativeRuntime.CpuFeatures & NqCpuFeature.Avx512fp16) != 0 && NativeRuntime.Isa >= NqIsa.Avx512Bf16)
+            Assert.That(gh16, Is.Not.EqualTo(gh), "fp16 compute ran (results differ from fp32 in the last bits)");
+    }
+
+    private static double RelError(float[] a, float[] b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            num += (a[i] - (double)b[i]) * (a[i] - (double)b[i]);
+            den += (double)b[i] * b[i];
+        }
+        return Math.Sqrt(num / den);
+    }
+
     [Test]
     public void LinearCrossEntropy_AllTargetsIgnored_GivesZeroLossAndGradient()
     {
