@@ -1,3 +1,4 @@
+using NativeQuant.Interop;
 using System.Numerics.Tensors;
 using Tensor = NativeQuant.Tensors.Tensor;
 using NativeQuant.Tensors;
@@ -8,13 +9,16 @@ namespace NativeQuant.Autograd;
 // and the quantized linear hook. All go through Gemm.Sgemm.
 public static unsafe partial class Functional
 {
-    /// <summary>y(..., out) = x(..., in) · weightᵀ + bias, weight (out, in).</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => Affine(x, weight, bias, weightIsInOut: false);
+    /// <summary>y(..., out) = x(..., in) · weightᵀ + bias, weight (out, in). <paramref name="compute"/>: precision of
+    /// the y and dx products (<see cref="Gemm.Sgemm(bool, bool, int, int, int, float*, float*, float, float*, NqComputeType, float*)"/>,
+    /// as torch.autocast runs a linear layer); dW is always fp32.</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null, NqComputeType compute = NqComputeType.F32) =>
+        Affine(x, weight, bias, weightIsInOut: false, compute);
 
     /// <summary>y(..., out) = x(..., in) · weight + bias, weight (in, out) — GPT-2's Conv1D layout.</summary>
-    public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null) => Affine(x, weight, bias, weightIsInOut: true);
+    public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null) => Affine(x, weight, bias, weightIsInOut: true, NqComputeType.F32);
 
-    private static Tensor Affine(Tensor x, Tensor weight, Tensor? bias, bool weightIsInOut)
+    private static Tensor Affine(Tensor x, Tensor weight, Tensor? bias, bool weightIsInOut, NqComputeType compute)
     {
         string op = weightIsInOut ? "MatMul" : "Linear";
         RequireFloat(x, op, nameof(x));
@@ -32,8 +36,8 @@ public static unsafe partial class Functional
         var shape = x.Shape.ToArray();
         shape[^1] = outF;
         var y = Tensor.Empty(shape);
-        Gemm.Sgemm(false, !weightIsInOut, m, outF, inF, x.DataPointer, weight.DataPointer, 0f, y.DataPointer, bias == null ? null : bias.DataPointer);
-        return Recording(x, weight, bias) ? Record(y, new AffineNode(x, weight, bias, weightIsInOut)) : y;
+        Gemm.Sgemm(false, !weightIsInOut, m, outF, inF, x.DataPointer, weight.DataPointer, 0f, y.DataPointer, compute, bias == null ? null : bias.DataPointer);
+        return Recording(x, weight, bias) ? Record(y, new AffineNode(x, weight, bias, weightIsInOut, compute)) : y;
     }
 
     private static void AddBiasRows(Span<float> y, ReadOnlySpan<float> bias)
@@ -46,7 +50,7 @@ public static unsafe partial class Functional
         for (int off = 0; off < g.Length; off += acc.Length) TensorPrimitives.Add(acc, g.Slice(off, acc.Length), acc);
     }
 
-    private sealed class AffineNode(Tensor x, Tensor w, Tensor? b, bool inOut) : Node(x, w, b)
+    private sealed class AffineNode(Tensor x, Tensor w, Tensor? b, bool inOut, NqComputeType compute) : Node(x, w, b)
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {
@@ -55,7 +59,7 @@ public static unsafe partial class Functional
             if (sink.For(x) is { } gx)
             {
                 // dx(m,in) += g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
-                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, 1f, gx.DataPointer);
+                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, 1f, gx.DataPointer, compute);
             }
             if (sink.For(w) is { } gw)
             {

@@ -56,7 +56,10 @@ public abstract class WeightFactory(QuantConfig? quant = null)
         Parameter? Bias() => bias ? Parameter(name + ".bias", [outFeatures], InitKind.Zeros) : null;
         if (StoredQuantized(name, inFeatures, outFeatures, Bias) is { } stored) return Adopt(stored);
         if (!QuantizeOnLoad(name))
-            return new Linear(Parameter(name + ".weight", [outFeatures, inFeatures], InitKind.Normal), Bias());
+        {
+            var linear = new Linear(Parameter(name + ".weight", [outFeatures, inFeatures], InitKind.Normal), Bias());
+            return name == "lm_head" ? FullPrecisionHead(linear) : linear;
+        }
         using var w = Create(name + ".weight", [outFeatures, inFeatures], InitKind.Normal);
         return Quantize(w, Bias());
     }
@@ -64,8 +67,16 @@ public abstract class WeightFactory(QuantConfig? quant = null)
     /// <summary>The output head sharing <paramref name="embedding"/> (vocab, hidden) as its weight.</summary>
     public Module<Tensor, Tensor> TiedHead(Parameter embedding)
     {
-        if (_quant.Type == QuantType.None || !_quant.QuantizeHead) return new Linear(embedding);
+        if (_quant.Type == QuantType.None || !_quant.QuantizeHead) return FullPrecisionHead(new Linear(embedding));
         return Adopt(new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null, _quant)));
+    }
+
+    // A 4-bit model's fp32 head computes in the 4-bit layers' compute dtype, as under torch.autocast in QLoRA
+    // training (transformers keeps lm_head unquantized; prepare_model_for_kbit_training casts it to fp32).
+    private Linear FullPrecisionHead(Linear head)
+    {
+        if (_quant.Type is QuantType.Nf4 or QuantType.Fp4) head.ComputeDtype = _quant.Compute;
+        return head;
     }
 
     /// <summary>A GPT-2 Conv1D "name" (weight (in, out)).</summary>

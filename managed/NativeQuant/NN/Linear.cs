@@ -1,4 +1,5 @@
 using NativeQuant.Autograd;
+using NativeQuant.Interop;
 using NativeQuant.Tensors;
 
 namespace NativeQuant.NN;
@@ -25,8 +26,19 @@ public sealed class Linear : Module<Tensor, Tensor>
     public int InFeatures => Weight.Size(1);
     public int OutFeatures => Weight.Size(0);
 
+    /// <summary>Precision of the forward and dX products (dW stays fp32), as torch.autocast would run this layer:
+    /// F32 (default), F16 or BF16 (see nq_gemm_f32_compute). A QLoRA model's full-precision output head takes the
+    /// 4-bit layers' compute dtype: it is a third of a GPT-2-small training step's FLOPs.</summary>
+    public NqComputeType ComputeDtype
+    {
+        get => _compute;
+        set => _compute = value is NqComputeType.F32 or NqComputeType.F16 or NqComputeType.Bf16 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "Linear computes in F32, F16 or BF16");
+    }
+    private NqComputeType _compute = NqComputeType.F32;
+
     /// <summary>x (..., in) -> (..., out)</summary>
-    public override Tensor Forward(Tensor x) => Functional.Linear(x, Weight, Bias);
+    public override Tensor Forward(Tensor x) => Functional.Linear(x, Weight, Bias, _compute);
 }
 
 /// <summary>HF's GPT-2 Conv1D: y = x W + b with weight (in_features, out_features).</summary>

@@ -58,7 +58,9 @@ internal static unsafe class Gemm
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float* a, float* b, float beta, float* c,
                              NqComputeType compute, float* bias = null)
     {
-        if (compute == NqComputeType.F32 || k <= 0)  // k = 0 multiplies nothing: every precision is the same
+        // k = 0 multiplies nothing: every precision is the same. Decode-shaped products (m <= 4) are bound by reading
+        // B, which the fp32 GEMV streams once while the F16 path would convert all of it first.
+        if (compute == NqComputeType.F32 || k <= 0 || m <= GemvMaxRows)
         {
             Sgemm(transA, transB, m, n, k, a, b, beta, c, bias);
             return;
