@@ -63,7 +63,10 @@ public static class Checkpoint
             Tensor y;
             try
             {
-                using (GradMode.EnableGrad()) y = segment(alias);
+                // Backward reads only what the recomputed nodes saved: the segment's other intermediates go now.
+                using (GradMode.EnableGrad())
+                using (var recomputed = new TensorScope())
+                    y = recomputed.KeepSaved(segment(alias));
             }
             finally { s_replaying = savedReplay; }
             if (!y.RequiresGrad) return;

@@ -33,7 +33,7 @@ public static partial class Functional
         return Recording(weight) ? Record(y, new EmbeddingNode(ids, weight)) : y;
     }
 
-    private sealed class EmbeddingNode(Tensor ids, Tensor weight) : Node(weight)
+    private sealed class EmbeddingNode(Tensor ids, Tensor weight) : Node([weight], [ids])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {

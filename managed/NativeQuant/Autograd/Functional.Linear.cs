@@ -50,7 +50,7 @@ public static unsafe partial class Functional
         for (int off = 0; off < g.Length; off += acc.Length) TensorPrimitives.Add(acc, g.Slice(off, acc.Length), acc);
     }
 
-    private sealed class AffineNode(Tensor x, Tensor w, Tensor? b, bool inOut, NqComputeType compute) : Node(x, w, b)
+    private sealed class AffineNode(Tensor x, Tensor w, Tensor? b, bool inOut, NqComputeType compute) : Node([x, w, b], [w.RequiresGrad ? x : null, x.RequiresGrad ? w : null])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {
@@ -87,7 +87,7 @@ public static unsafe partial class Functional
         return Recording(x, bias) ? Record(y, new QuantizedLinearNode(x, weight, bias)) : y;
     }
 
-    private sealed class QuantizedLinearNode(Tensor x, IQuantizedWeight w, Tensor? b) : Node(x, b)
+    private sealed class QuantizedLinearNode(Tensor x, IQuantizedWeight w, Tensor? b) : Node([x, b], [])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {

@@ -20,7 +20,7 @@ public static partial class Functional
         return Recording(x) ? Record(y, new SoftmaxNode(x, y)) : y;
     }
 
-    private sealed class SoftmaxNode(Tensor x, Tensor y) : Node(x)
+    private sealed class SoftmaxNode(Tensor x, Tensor y) : Node([x], [y])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {

@@ -23,7 +23,7 @@ public static partial class Functional
         return Recording(x) ? Record(y, new NarrowNode(x, start, length)) : y;
     }
 
-    private sealed class NarrowNode(Tensor x, int start, int length) : Node(x)
+    private sealed class NarrowNode(Tensor x, int start, int length) : Node([x], [])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {

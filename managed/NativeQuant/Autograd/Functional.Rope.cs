@@ -52,7 +52,7 @@ public static partial class Functional
         }
     }
 
-    private sealed class RopeNode(Tensor x, int startPos, RopeStyle style, float theta) : Node(x)
+    private sealed class RopeNode(Tensor x, int startPos, RopeStyle style, float theta) : Node([x], [])
     {
         // The rotation is orthogonal: dL/dx is dL/dy rotated back by the opposite angle.
         protected internal override void Backward(Tensor g, GradSink sink)

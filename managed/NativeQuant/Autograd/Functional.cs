@@ -16,6 +16,7 @@ public static partial class Functional
     {
         output.GradFn = node;
         output.RequiresGrad = true;
+        if (node.SavesOutput) output.SavedForBackward = true;
         return output;
     }
 

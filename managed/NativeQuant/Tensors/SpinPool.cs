@@ -64,6 +64,20 @@ internal static class SpinPool
         if (job.Error != null) throw new AggregateException(job.Error);
     }
 
+    /// <summary>Runs body(start, end) over [0, length) in a few parts per thread (starts multiples of 16) when length
+    /// reaches minParallel, else as one call on the caller: for passes over a training step's activations (0.1-1 ms
+    /// each, so a helper's wake-up pays) that would otherwise leave the second core idle.</summary>
+    public static void ForRanges(int length, int minParallel, Action<int, int> body)
+    {
+        if (length < minParallel || s_helpers.Length == 0)
+        {
+            body(0, length);
+            return;
+        }
+        int step = ((length + 4 * Width - 1) / (4 * Width) + 15) & ~15;
+        For((length + step - 1) / step, p => body(p * step, Math.Min(length, (p + 1) * step)));
+    }
+
     private static Helper[] CreateHelpers()
     {
         var helpers = new Helper[Math.Max(0, Environment.ProcessorCount - 1)];

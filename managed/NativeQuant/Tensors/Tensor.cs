@@ -41,6 +41,8 @@ public unsafe class Tensor : IDisposable
     /// <summary>The tape node that produced this tensor (null for leaves).</summary>
     public Node? GradFn { get; internal set; }
     public bool IsLeaf => GradFn == null;
+    /// <summary>Whether a tape node reads this tensor's data in backward (see <see cref="Node"/>).</summary>
+    internal bool SavedForBackward { get; set; }
 
     internal Tensor(Storage storage, DType dtype, int[] shape, int[] strides, long offset)
         : this(storage, dtype, shape, strides, offset, TensorScope.Current) { }
@@ -348,4 +350,11 @@ public unsafe class Tensor : IDisposable
     }
 
     internal void DisposeFromScope() => Dispose();
+
+    // Frees the data but keeps shape and grad_fn: the tensor stays an edge of the tape (TensorScope.KeepSaved).
+    internal void FreeData()
+    {
+        _storage?.Release();
+        _storage = null;
+    }
 }

@@ -38,6 +38,26 @@ public sealed class TensorScope : IDisposable
         return t;
     }
 
+    /// <summary>Ends a forward segment whose tape outlives it (a transformer block in training): moves
+    /// <paramref name="result"/>, every tensor no tape node produced, and every tensor saved for backward to the
+    /// enclosing scope, and frees the data of the other op outputs now rather than when the step ends: backward needs
+    /// only their shapes (a frozen quantized linear's input, a residual sum's operands, GELU's output). Dispose the
+    /// scope next. Returns <paramref name="result"/>.</summary>
+    public Tensor KeepSaved(Tensor result)
+    {
+        foreach (var t in _owned)
+        {
+            if (t == result || t.GradFn == null || t.SavedForBackward)
+            {
+                t.Scope = _parent;
+                _parent?.Track(t);
+            }
+            else t.FreeData();
+        }
+        _owned.Clear();
+        return result;
+    }
+
     /// <summary>Runs <paramref name="body"/> with no scope active: tensors it creates belong to the caller
     /// (used for parameters, gradients and caches that live across steps).</summary>
     public static T Unscoped<T>(Func<T> body)

@@ -38,6 +38,16 @@ public partial class FunctionalGradTests
     }
 
     [Test] public void Add_WithBroadcastBias() => Check(x => Functional.Add(x[0], x[1]), L(2, 3, 4), L(4));
+    // The sink hands Add's output gradient itself to the first operand: the same tensor twice, and a residual whose
+    // adopted buffer later receives the other branch's gradient (leaf and non-leaf).
+    [Test] public void Add_SameTensorTwice() => Check(x => Functional.Add(x[0], x[0]), L(3, 4));
+    [Test] public void Add_Residual() => Check(x => Functional.Add(x[0], Functional.Gelu(x[0])), L(3, 5));
+    [Test]
+    public void Add_ResidualOfIntermediate() => Check(x =>
+    {
+        var h = Functional.Scale(x[0], 2f);
+        return Functional.Add(h, Functional.Mul(h, h));
+    }, L(3, 5));
     [Test] public void Mul() => Check(x => Functional.Mul(x[0], x[1]), L(3, 5), L(3, 5));
     [Test] public void Scale() => Check(x => Functional.Scale(x[0], -0.7f), L(6));
     [Test] public void Silu() => Check(x => Functional.Silu(x[0]), L(2, 7));
