@@ -11,9 +11,10 @@ namespace NativeQuant.Autograd;
 // loss gradient of 1, and scaled by the actual one in backward.
 public static unsafe partial class Functional
 {
-    // Logits scratch per chunk: 64 rows at V = 50257. Fewer, larger chunks re-read W fewer times (each chunk
-    // runs two GEMMs over all of W); this keeps the scratch ~1/4 of the full logits of a 256-token sequence.
-    internal const long HeadChunkBytes = 64L * 50257 * sizeof(float);
+    // Logits scratch per chunk: a 256-token GPT-2 sequence (V = 50257) in one chunk, 49 MiB. Each chunk runs two
+    // GEMMs over all of W and packs W for each (fp16 compute: ~half of a 64-row chunk's time), so fewer, larger
+    // chunks pay that once; the scratch is still a fraction of the activations it sits beside.
+    internal const long HeadChunkBytes = 256L * 50257 * sizeof(float);
 
     /// <summary>Mean cross-entropy of <paramref name="targets"/> (N) int32 under logits = hidden (N, C) · weightᵀ,
     /// weight (V, C): the value and gradients of <c>CrossEntropy(Linear(hidden, weight), targets, ignoreIndex)</c>
