@@ -395,6 +395,53 @@ NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, 
                                          float* dx);
 
 /* ------------------------------------------------------------------------------------
+ * Causal scaled-dot-product attention (training forward + backward, and decoding)
+ *
+ * Operands are (B, L, H, D) fp32 with explicit strides in floats: element (b, l, h, i) of q
+ * is q[b * q_batch_stride + l * q_row_stride + h * D + i] (heads D apart, elements
+ * contiguous), so q/k/v may be narrow views of a fused (B, T, 3C) projection (row stride 3C)
+ * and k/v a KV-cache prefix (its own batch stride). o and do are contiguous (B, T, Hq, D);
+ * lse is (B, Hq, T). Query head h reads kv head h / (Hq / Hkv) (grouped-query attention).
+ * Query t sits at position query_offset + t and sees keys 0..query_offset + t:
+ *   P[t, j] = softmax_j(scale * q_t . k_j),  o_t = sum_j P[t, j] v_j,
+ *   lse[t] = log sum_j exp(scale * q_t . k_j)   (natural log, over the visible keys).
+ * Masked blocks are skipped, not computed. The backward recomputes P from lse (O(T) saved
+ * state instead of the O(T S) probabilities). AVX-512 CPUs run blocked kernels (OpenMP:
+ * forward over (batch, head, 64-query chunk), backward over (batch, kv head), work below
+ * ~2^18 multiply-adds on the calling thread); others and NQ_ISA_SCALAR run the scalar
+ * reference. Paths differ by float rounding only (~1e-6 relative); results do not depend on
+ * the thread count. Outputs must not overlap the span of any input (NQ_ERR_OVERLAP).
+ * ---------------------------------------------------------------------------------- */
+
+typedef struct nq_attention_shape {
+  int64_t batch;          /* B >= 1 */
+  int64_t q_len;          /* T >= 1 */
+  int64_t kv_len;         /* S >= query_offset + T */
+  int64_t q_heads;        /* Hq >= 1, a multiple of kv_heads */
+  int64_t kv_heads;       /* Hkv >= 1 */
+  int64_t head_dim;       /* D >= 1 */
+  int64_t query_offset;   /* >= 0 */
+  int64_t q_batch_stride; /* q and dq: >= T * q_row_stride (any value when B = 1) */
+  int64_t q_row_stride;   /* >= Hq * D */
+  int64_t k_batch_stride; /* k and dk: >= S * k_row_stride (any value when B = 1) */
+  int64_t k_row_stride;   /* >= Hkv * D */
+  int64_t v_batch_stride; /* v and dv: as k */
+  int64_t v_row_stride;
+  float scale;            /* finite, > 0 (normally 1 / sqrt(D)) */
+} nq_attention_shape;
+
+/* o = attention(q, k, v) (overwritten); lse: (B, Hq, T) for the backward, or NULL. */
+NQ_API nq_status nq_attention_forward(const nq_attention_shape* shape, const float* q, const float* k,
+                                      const float* v, float* o, float* lse);
+
+/* Gradients for d_o = dL/do, given the forward's lse: dq += dL/dq, dk += dL/dk, dv += dL/dv
+ * (accumulated, with q's, k's and v's layouts; any of them NULL to skip it). dq, dk and dv
+ * may interleave in one buffer (narrow views of a fused dqkv) but must not share elements. */
+NQ_API nq_status nq_attention_backward(const nq_attention_shape* shape, const float* q, const float* k,
+                                       const float* v, const float* d_o, const float* lse, float* dq,
+                                       float* dk, float* dv);
+
+/* ------------------------------------------------------------------------------------
  * Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state
  *
  * Common rules:

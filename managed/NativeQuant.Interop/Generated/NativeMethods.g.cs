@@ -147,6 +147,38 @@ public unsafe partial struct NqQuant4Weight
     public int Type;
 }
 
+[StructLayout(LayoutKind.Sequential)]
+public partial struct NqAttentionShape
+{
+    /// <summary>B &gt;= 1</summary>
+    public long Batch;
+    /// <summary>T &gt;= 1</summary>
+    public long QLen;
+    /// <summary>S &gt;= query_offset + T</summary>
+    public long KvLen;
+    /// <summary>Hq &gt;= 1, a multiple of kv_heads</summary>
+    public long QHeads;
+    /// <summary>Hkv &gt;= 1</summary>
+    public long KvHeads;
+    /// <summary>D &gt;= 1</summary>
+    public long HeadDim;
+    /// <summary>&gt;= 0</summary>
+    public long QueryOffset;
+    /// <summary>q and dq: &gt;= T * q_row_stride (any value when B = 1)</summary>
+    public long QBatchStride;
+    /// <summary>&gt;= Hq * D</summary>
+    public long QRowStride;
+    /// <summary>k and dk: &gt;= S * k_row_stride (any value when B = 1)</summary>
+    public long KBatchStride;
+    /// <summary>&gt;= Hkv * D</summary>
+    public long KRowStride;
+    /// <summary>v and dv: as k</summary>
+    public long VBatchStride;
+    public long VRowStride;
+    /// <summary>finite, &gt; 0 (normally 1 / sqrt(D))</summary>
+    public float Scale;
+}
+
 public enum NqOptimizerKind : int
 {
     /// <summary>two states: m (state1), v (state2)</summary>
@@ -514,6 +546,19 @@ public static unsafe partial class NativeMethods
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_int8_matmul_backward(float* dy, long m, long n, sbyte* w, float* scb, long k, NqComputeType compute, float beta, float* dx);
 
+    // ---- Causal scaled-dot-product attention (training forward + backward, and decoding) ----
+    /// <summary>o = attention(q, k, v) (overwritten); lse: (B, Hq, T) for the backward, or NULL.</summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_attention_forward(NqAttentionShape* shape, float* q, float* k, float* v, float* o, float* lse);
+
+    /// <summary>
+    /// Gradients for d_o = dL/do, given the forward's lse: dq += dL/dq, dk += dL/dk, dv += dL/dv
+    /// (accumulated, with q's, k's and v's layouts; any of them NULL to skip it). dq, dk and dv
+    /// may interleave in one buffer (narrow views of a fused dqkv) but must not share elements.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_attention_backward(NqAttentionShape* shape, float* q, float* k, float* v, float* d_o, float* lse, float* dq, float* dk, float* dv);
+
     // ---- Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state ----
     /// <summary>32-bit state: state1, state2 hold n fp32 each (state2 NULL for Lion); start at zero.</summary>
     [LibraryImport("nativequant")]
@@ -606,6 +651,7 @@ public static unsafe class NativeLayout
         NqMemoryStatsLayout(),
         NqErrorStatsLayout(),
         NqQuant4WeightLayout(),
+        NqAttentionShapeLayout(),
         NqOptimizerParamsLayout(),
         NqPagerStatsLayout(),
     ];
@@ -650,6 +696,28 @@ public static unsafe class NativeLayout
             new("K", 56, (int)((byte*)&s.K - (byte*)&s)),
             new("Blocksize", 64, (int)((byte*)&s.Blocksize - (byte*)&s)),
             new("Type", 68, (int)((byte*)&s.Type - (byte*)&s)),
+        ]);
+    }
+
+    private static NativeStructLayout NqAttentionShapeLayout()
+    {
+        NqAttentionShape s = default;
+        return new(typeof(NqAttentionShape), "nq_attention_shape", 112, sizeof(NqAttentionShape),
+        [
+            new("Batch", 0, (int)((byte*)&s.Batch - (byte*)&s)),
+            new("QLen", 8, (int)((byte*)&s.QLen - (byte*)&s)),
+            new("KvLen", 16, (int)((byte*)&s.KvLen - (byte*)&s)),
+            new("QHeads", 24, (int)((byte*)&s.QHeads - (byte*)&s)),
+            new("KvHeads", 32, (int)((byte*)&s.KvHeads - (byte*)&s)),
+            new("HeadDim", 40, (int)((byte*)&s.HeadDim - (byte*)&s)),
+            new("QueryOffset", 48, (int)((byte*)&s.QueryOffset - (byte*)&s)),
+            new("QBatchStride", 56, (int)((byte*)&s.QBatchStride - (byte*)&s)),
+            new("QRowStride", 64, (int)((byte*)&s.QRowStride - (byte*)&s)),
+            new("KBatchStride", 72, (int)((byte*)&s.KBatchStride - (byte*)&s)),
+            new("KRowStride", 80, (int)((byte*)&s.KRowStride - (byte*)&s)),
+            new("VBatchStride", 88, (int)((byte*)&s.VBatchStride - (byte*)&s)),
+            new("VRowStride", 96, (int)((byte*)&s.VRowStride - (byte*)&s)),
+            new("Scale", 104, (int)((byte*)&s.Scale - (byte*)&s)),
         ]);
     }
 

@@ -4,17 +4,18 @@ using NUnit.Framework;
 
 namespace NativeQuant.Tests.Autograd;
 
-/// <summary>Attention's blocked kernels (prefill: 4 queries against transposed keys; decode: one query against key
-/// rows; 32/16-column and scalar tails of the head dim) against a direct double-precision evaluation.</summary>
+/// <summary>Attention through the native kernel (decode-sized T &lt; 8 reads k/v in place; T &gt;= 8 transposes keys
+/// and scores 8-query tiles; head dims in 16-column vectors with a masked tail) against a direct double-precision
+/// evaluation.</summary>
 public class AttentionTests
 {
     [TestCase(1, 1, 9, 48, 6, 6)]     // a decode step after 9 cached positions
-    [TestCase(1, 1, 40, 48, 6, 6)]    // a decode step: two 16-key passes and a tail
-    [TestCase(2, 2, 45, 32, 4, 2)]    // two queries (decode path), three 16-key passes
+    [TestCase(1, 1, 40, 48, 6, 6)]    // a decode step, keys past two 16-key blocks
+    [TestCase(2, 2, 45, 32, 4, 2)]    // two queries (in-place path), grouped kv heads
     [TestCase(3, 2, 9, 48, 6, 3)]     // a few queries after cached positions, grouped kv heads
-    [TestCase(4, 4, 0, 48, 2, 2)]     // one full query block
-    [TestCase(2, 7, 30, 40, 4, 2)]    // partial blocks, 32-column block + scalar tail, keys past one 32-key block
-    [TestCase(1, 37, 0, 16, 3, 1)]    // prefill: 16-column block, many query blocks
+    [TestCase(4, 4, 0, 48, 2, 2)]     // prefill below one 8-query tile
+    [TestCase(2, 7, 30, 40, 4, 2)]    // in-place path, partial vector of the head dim
+    [TestCase(1, 37, 0, 16, 3, 1)]    // prefill: tiled path, a partial last tile
     [TestCase(2, 5, 3, 8, 2, 2)]      // head dim below one vector
     public void MatchesDirectEvaluation(int batch, int t, int offset, int d, int hq, int hkv)
     {
