@@ -54,7 +54,8 @@ public static unsafe partial class Functional
     }
 
     // The kernel adds dq, dk, dv with q's, k's and v's strides: a gradient buffer (contiguous) fits only a contiguous input.
-    private sealed class AttentionNode(Tensor q, Tensor k, Tensor v, Tensor lse, NqAttentionShape shape) : Node(q, k, v)
+    // Backward reads q, k, v and the logsumexp (no tape node made it, so it is kept), not the output.
+    private sealed class AttentionNode(Tensor q, Tensor k, Tensor v, Tensor lse, NqAttentionShape shape) : Node([q, k, v], [q, k, v])
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {
