@@ -125,13 +125,20 @@ typedef struct nq_memory_stats {
 /* Allocate `bytes` (> 0) with 64-byte alignment; contents are uninitialised. */
 NQ_API nq_status nq_buffer_alloc(uint64_t bytes, void** out_ptr);
 
-/* Free a buffer from nq_buffer_alloc. NULL is accepted and ignored. */
+/* Free a buffer from nq_buffer_alloc. NULL is accepted and ignored. A buffer of 4 MiB or more
+ * may be kept (not returned to the OS) for a later allocation of the same size, which then skips
+ * the page faults that zero fresh memory, but only while live_bytes + kept <= peak_bytes: native
+ * memory never exceeds the reported high-water mark because of it. */
 NQ_API nq_status nq_buffer_free(void* ptr);
 
 NQ_API nq_status nq_memory_stats_get(nq_memory_stats* out_stats);
 
-/* Reset peak_bytes to the current live_bytes. */
+/* Reset peak_bytes to the current live_bytes (and release every kept buffer, see nq_buffer_free). */
 NQ_API nq_status nq_memory_peak_reset(void);
+
+/* Return every kept buffer (nq_buffer_free) to the OS; *out_released_bytes (may be NULL) gets
+ * their total size. */
+NQ_API nq_status nq_memory_cache_trim(uint64_t* out_released_bytes);
 
 /* ------------------------------------------------------------------------------------
  * Quantization (bitsandbytes semantics and byte layout)

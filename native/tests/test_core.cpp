@@ -71,3 +71,44 @@ TEST(Core, LargeBuffersStartOnAHugePageBoundary) {
   EXPECT_EQ(during.live_bytes, before.live_bytes + bytes);
   ASSERT_EQ(nq_buffer_free(p), NQ_OK);
 }
+
+// Freed large buffers are kept for an allocation of the same size (no fresh page faults), but only while live +
+// kept <= peak: they never take native memory above the reported high-water mark.
+TEST(Core, FreedLargeBuffersAreReusedWithinThePeak) {
+  ASSERT_EQ(nq_memory_cache_trim(nullptr), NQ_OK);
+  ASSERT_EQ(nq_memory_peak_reset(), NQ_OK);
+  const uint64_t mib8 = (uint64_t(8) << 20) - 64;  // + the 64-byte header: exactly 8 MiB
+  void *a = nullptr, *b = nullptr, *c = nullptr;
+  ASSERT_EQ(nq_buffer_alloc(mib8, &a), NQ_OK);
+  std::memset(a, 1, mib8);
+  ASSERT_EQ(nq_buffer_free(a), NQ_OK);
+  ASSERT_EQ(nq_buffer_alloc(mib8 - 1000, &b), NQ_OK);  // same huge-page size: the kept block comes back
+  EXPECT_EQ(b, a);
+  nq_memory_stats s{};
+  ASSERT_EQ(nq_memory_stats_get(&s), NQ_OK);
+  const uint64_t live = s.live_bytes;
+  ASSERT_EQ(nq_buffer_free(b), NQ_OK);
+  uint64_t released = 1;
+  ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
+  EXPECT_EQ(released, uint64_t(8) << 20);
+  ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
+  EXPECT_EQ(released, 0u);
+
+  // A larger block does not fit beside a kept one under the peak: the kept one goes first.
+  ASSERT_EQ(nq_memory_peak_reset(), NQ_OK);
+  ASSERT_EQ(nq_buffer_alloc(mib8, &a), NQ_OK);
+  ASSERT_EQ(nq_buffer_free(a), NQ_OK);
+  ASSERT_EQ(nq_buffer_alloc(2 * mib8, &c), NQ_OK);
+  ASSERT_EQ(nq_buffer_free(c), NQ_OK);
+  ASSERT_EQ(nq_memory_stats_get(&s), NQ_OK);
+  EXPECT_EQ(s.peak_bytes, live - (mib8 - 1000) + 2 * mib8);
+  ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
+  EXPECT_EQ(released, uint64_t(16) << 20);  // only the 16 MiB block was kept
+
+  // Resetting the peak releases what is kept.
+  ASSERT_EQ(nq_buffer_alloc(mib8, &a), NQ_OK);
+  ASSERT_EQ(nq_buffer_free(a), NQ_OK);
+  ASSERT_EQ(nq_memory_peak_reset(), NQ_OK);
+  ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
+  EXPECT_EQ(released, 0u);
+}

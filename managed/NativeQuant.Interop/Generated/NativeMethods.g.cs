@@ -302,16 +302,28 @@ public static unsafe partial class NativeMethods
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_buffer_alloc(ulong bytes, void** out_ptr);
 
-    /// <summary>Free a buffer from nq_buffer_alloc. NULL is accepted and ignored.</summary>
+    /// <summary>
+    /// Free a buffer from nq_buffer_alloc. NULL is accepted and ignored. A buffer of 4 MiB or more
+    /// may be kept (not returned to the OS) for a later allocation of the same size, which then skips
+    /// the page faults that zero fresh memory, but only while live_bytes + kept &lt;= peak_bytes: native
+    /// memory never exceeds the reported high-water mark because of it.
+    /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_buffer_free(void* ptr);
 
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_memory_stats_get(NqMemoryStats* out_stats);
 
-    /// <summary>Reset peak_bytes to the current live_bytes.</summary>
+    /// <summary>Reset peak_bytes to the current live_bytes (and release every kept buffer, see nq_buffer_free).</summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_memory_peak_reset();
+
+    /// <summary>
+    /// Return every kept buffer (nq_buffer_free) to the OS; *out_released_bytes (may be NULL) gets
+    /// their total size.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_memory_cache_trim(ulong* out_released_bytes);
 
     // ---- Quantization (bitsandbytes semantics and byte layout) ----
     /// <summary>
