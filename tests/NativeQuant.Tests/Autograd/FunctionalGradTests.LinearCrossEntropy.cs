@@ -5,6 +5,7 @@ using NativeQuant.Models.Gpt2;
 using NativeQuant.NN;
 using NativeQuant.Peft;
 using NativeQuant.Tensors;
+using NativeQuant.Tests.NN;
 using NUnit.Framework;
 using static NativeQuant.Tests.Autograd.GradCheck;
 
@@ -70,23 +71,12 @@ public partial class FunctionalGradTests
         var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
         var (loss, gh, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets), h, w);
         var (loss16, gh16, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets, compute: NqComputeType.F16), h, w);
-        double lossErr = Math.Abs(loss16 - loss) / Math.Abs(loss), ghErr = RelError(gh16, gh);
+        double lossErr = Math.Abs(loss16 - loss) / Math.Abs(loss), ghErr = F16Compute.RelError(gh16, gh);
         TestContext.Out.WriteLine($"F16 vs F32: loss {lossErr:E2}, dL/dhidden {ghErr:E2}");
         Assert.That(lossErr, Is.LessThan(HeadF16RelTol), $"loss {loss16} vs {loss}");
         Assert.That(ghErr, Is.LessThan(HeadF16RelTol), "dL/dhidden");
-        if ((NativeRuntime.CpuFeatures & NqCpuFeature.Avx512fp16) != 0 && NativeRuntime.Isa >= NqIsa.Avx512Bf16)
+        if (F16Compute.Native)
             Assert.That(gh16, Is.Not.EqualTo(gh), "fp16 compute ran (results differ from fp32 in the last bits)");
-    }
-
-    private static double RelError(float[] a, float[] b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            num += (a[i] - (double)b[i]) * (a[i] - (double)b[i]);
-            den += (double)b[i] * b[i];
-        }
-        return Math.Sqrt(num / den);
     }
 
     [Test]

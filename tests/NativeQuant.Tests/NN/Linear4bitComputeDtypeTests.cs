@@ -17,19 +17,6 @@ public class Linear4bitComputeDtypeTests
     // 2^-11 over 64-long fp16 sums); F32 itself is ~1e-7 from exact, so the bound holds against F32 too.
     private const double F16RelTol = 3e-3;
 
-    private static bool HasFp16 => (NativeRuntime.CpuFeatures & NqCpuFeature.Avx512fp16) != 0 && NativeRuntime.Isa >= NqIsa.Avx512Bf16;
-
-    private static double RelError(float[] a, float[] b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            num += (a[i] - (double)b[i]) * (a[i] - (double)b[i]);
-            den += (double)b[i] * b[i];
-        }
-        return Math.Sqrt(num / den);
-    }
-
     private static Linear4bit Layer(int outF, int inF, NqComputeType compute, int seed = 1)
     {
         using var w = TensorScope.Unscoped(() => Tensor.RandN([outF, inF], new Random(seed), 0.05f));
@@ -45,8 +32,8 @@ public class Linear4bitComputeDtypeTests
         var x = Tensor.RandN([2, 7, 320], new Random(4));
         var a = f32.Forward(x).ToArray();
         var b = f16.Forward(x).ToArray();
-        Assert.That(RelError(b, a), Is.LessThan(F16RelTol));
-        if (HasFp16) Assert.That(b, Is.Not.EqualTo(a), "fp16 compute ran (results differ from fp32 in the last bits)");
+        Assert.That(F16Compute.RelError(b, a), Is.LessThan(F16RelTol));
+        if (F16Compute.Native) Assert.That(b, Is.Not.EqualTo(a), "fp16 compute ran (results differ from fp32 in the last bits)");
     }
 
     [Test]
@@ -63,7 +50,7 @@ public class Linear4bitComputeDtypeTests
             layer.Forward(x).Backward(Tensor.RandN([9, 200], new Random(6)));
             grads.Add(x.Grad!.ToArray());
         }
-        Assert.That(RelError(grads[1], grads[0]), Is.LessThan(F16RelTol));
+        Assert.That(F16Compute.RelError(grads[1], grads[0]), Is.LessThan(F16RelTol));
     }
 
     /// <summary>LoRA gradients of a layer on an F16 base, passing backward through a second frozen F16 layer, vs

@@ -14,19 +14,6 @@ public class LinearComputeDtypeTests
     // nq_gemm_f32_compute's documented bound for F16 vs exact products (~1.2e-3 measured); F32 is ~1e-7 from exact.
     private const double F16RelTol = 3e-3;
 
-    private static bool HasFp16 => (NativeRuntime.CpuFeatures & NqCpuFeature.Avx512fp16) != 0 && NativeRuntime.Isa >= NqIsa.Avx512Bf16;
-
-    private static double RelError(float[] a, float[] b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            num += (a[i] - (double)b[i]) * (a[i] - (double)b[i]);
-            den += (double)b[i] * b[i];
-        }
-        return Math.Sqrt(num / den);
-    }
-
     // Forward y, dx and dW of one layer on fixed data (seeded), computing in `compute`.
     private static (float[] Y, float[] Dx, float[] Dw) Run(NqComputeType compute, int rows)
     {
@@ -48,10 +35,10 @@ public class LinearComputeDtypeTests
     {
         var f32 = Run(NqComputeType.F32, 37);
         var f16 = Run(NqComputeType.F16, 37);
-        Assert.That(RelError(f16.Y, f32.Y), Is.LessThan(F16RelTol), "y");
-        Assert.That(RelError(f16.Dx, f32.Dx), Is.LessThan(F16RelTol), "dx");
+        Assert.That(F16Compute.RelError(f16.Y, f32.Y), Is.LessThan(F16RelTol), "y");
+        Assert.That(F16Compute.RelError(f16.Dx, f32.Dx), Is.LessThan(F16RelTol), "dx");
         Assert.That(f16.Dw, Is.EqualTo(f32.Dw), "dW = dYᵀ·x is computed in fp32 whatever the compute dtype");
-        if (HasFp16) Assert.That(f16.Y, Is.Not.EqualTo(f32.Y), "fp16 compute ran (results differ from fp32 in the last bits)");
+        if (F16Compute.Native) Assert.That(f16.Y, Is.Not.EqualTo(f32.Y), "fp16 compute ran (results differ from fp32 in the last bits)");
     }
 
     [Test]
