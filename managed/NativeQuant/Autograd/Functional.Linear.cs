@@ -81,9 +81,12 @@ public static unsafe partial class Functional
         var shape = x.Shape.ToArray();
         shape[^1] = outF;
         var y = Tensor.Empty(shape);
-        if (RowSplit.Applies(weight, m)) RowSplit.Run(x.DataPointer, m, [(IRowRangeWeight)weight], [(nint)y.DataPointer]);
-        else weight.MatMulTransposed(x.DataPointer, m, y.DataPointer);
-        if (bias != null) AddBiasRows(y.Data, bias.Data);
+        if (RowSplit.Applies(weight, m))
+        {
+            RowSplit.Run(x.DataPointer, m, [(IRowRangeWeight)weight], [(nint)y.DataPointer]);
+            if (bias != null) AddBiasRows(y.Data, bias.Data);
+        }
+        else weight.MatMulTransposed(x.DataPointer, m, bias == null ? null : bias.DataPointer, y.DataPointer);
         return Recording(x, bias) ? Record(y, new QuantizedLinearNode(x, weight, bias)) : y;
     }
 

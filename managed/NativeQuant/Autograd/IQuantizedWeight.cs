@@ -10,8 +10,9 @@ public unsafe interface IQuantizedWeight
     int OutFeatures { get; }
     int InFeatures { get; }
 
-    /// <summary>y(m, Out) = x(m, In) · Wᵀ (overwrites y).</summary>
-    void MatMulTransposed(float* x, int m, float* y);
+    /// <summary>y(m, Out) = x(m, In) · Wᵀ + bias (Out floats, or null), overwriting y; the kernel adds the bias
+    /// while each output tile is in cache.</summary>
+    void MatMulTransposed(float* x, int m, float* bias, float* y);
 
     /// <summary>dx(m, In) += dy(m, Out) · W.</summary>
     void MatMulAccumulate(float* dy, int m, float* dx);

@@ -137,10 +137,10 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IRowRangeWeight
     /// <summary>x (..., in) -> (..., out)</summary>
     public override Tensor Forward(Tensor x) => Functional.QuantizedLinear(x, this, Bias);
 
-    void IQuantizedWeight.MatMulTransposed(float* x, int m, float* y)
+    void IQuantizedWeight.MatMulTransposed(float* x, int m, float* bias, float* y)
     {
         var w = Descriptor();
-        Nq.Check(NativeMethods.nq_quant4_gemm(x, m, &w, null, _compute, y));
+        Nq.Check(NativeMethods.nq_quant4_gemm(x, m, &w, bias, _compute, y));
     }
 
     // nq_quant4_gemv_rows computes in fp32: other compute types keep their own kernels.

@@ -62,13 +62,13 @@ public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeig
     /// <summary>x (..., in) -> (..., out)</summary>
     public override Tensor Forward(Tensor x) => Functional.QuantizedLinear(x, this, Bias);
 
-    void IQuantizedWeight.MatMulTransposed(float* x, int m, float* y)
+    void IQuantizedWeight.MatMulTransposed(float* x, int m, float* bias, float* y)
     {
         if (_outlierScratch.Length < InFeatures) _outlierScratch = new int[InFeatures];
         long count;
         fixed (int* cols = _outlierScratch)
             Nq.Check(NativeMethods.nq_int8_matmul(x, m, InFeatures, (sbyte*)_q.RawPointer, _scb.DataPointer, OutFeatures, Threshold,
-                                                  null, NqComputeType.F32, y, cols, InFeatures, &count));
+                                                  bias, NqComputeType.F32, y, cols, InFeatures, &count));
     }
 
     void IQuantizedWeight.MatMulAccumulate(float* dy, int m, float* dx)

@@ -18,7 +18,7 @@ public unsafe class RowSplitTests
     private static float[] Whole(IQuantizedWeight w, Tensor x, int m)
     {
         var y = new float[m * w.OutFeatures];
-        fixed (float* yp = y) w.MatMulTransposed(x.DataPointer, m, yp);
+        fixed (float* yp = y) w.MatMulTransposed(x.DataPointer, m, null, yp);
         return y;
     }
 

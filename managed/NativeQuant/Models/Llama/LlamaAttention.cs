@@ -122,7 +122,7 @@ internal static unsafe class Projections
         }
         float* xp = x.DataPointer;
         if (rows) RowSplit.Run(xp, m, weights.Cast<IRowRangeWeight>().ToArray(), y);
-        else SpinPool.For(outputs.Length, i => weights[i]!.MatMulTransposed(xp, m, (float*)y[i]));
+        else SpinPool.For(outputs.Length, i => weights[i]!.MatMulTransposed(xp, m, null, (float*)y[i]));
         return outputs;
     }
 }
