@@ -73,6 +73,15 @@ internal static class Engine
             return Existing(input) ?? Store(input, Zeros(input.Shape.ToArray()));
         }
 
+        public override Tensor? ForWrite(Tensor? input, out bool fresh)
+        {
+            fresh = false;
+            if (input == null || !input.RequiresGrad) return null;
+            if (Existing(input) is { } g) return g;
+            fresh = true;
+            return Store(input, TensorScope.Unscoped(() => Tensor.Empty(input.Shape.ToArray())));
+        }
+
         // Large buffers are cleared on both cores: the zero-fills were ~2% of a GPT-2 step's main thread, serial.
         private static Tensor Zeros(int[] shape)
         {

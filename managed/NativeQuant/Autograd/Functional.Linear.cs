@@ -56,10 +56,10 @@ public static unsafe partial class Functional
         {
             int inF = x.Size(-1), outF = g.Size(-1);
             int m = (int)(x.NumElements / inF);
-            if (sink.For(x) is { } gx)
+            if (sink.ForWrite(x, out bool fresh) is { } gx)
             {
-                // dx(m,in) += g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
-                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, 1f, gx.DataPointer, compute);
+                // dx(m,in) [+]= g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
+                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, fresh ? 0f : 1f, gx.DataPointer, compute);
             }
             if (sink.For(w) is { } gw)
             {
@@ -94,7 +94,8 @@ public static unsafe partial class Functional
     {
         protected internal override void Backward(Tensor g, GradSink sink)
         {
-            if (sink.For(x) is { } gx) w.MatMulAccumulate(g.DataPointer, (int)(g.NumElements / w.OutFeatures), gx.DataPointer);
+            if (sink.ForWrite(x, out bool fresh) is { } gx)
+                w.MatMulInputGrad(g.DataPointer, (int)(g.NumElements / w.OutFeatures), fresh ? 0f : 1f, gx.DataPointer);
             if (b != null && sink.For(b) is { } gb) SumRowsInto(g.Data, gb.Data);
         }
     }

@@ -37,7 +37,7 @@ public static unsafe partial class Functional
     /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int, NqComputeType)"/> for a frozen quantized head
     /// (V = OutFeatures, C = InFeatures); only <paramref name="hidden"/> gets a gradient.</summary>
     public static Tensor QuantizedLinearCrossEntropy(Tensor hidden, IQuantizedWeight weight, Tensor targets, int ignoreIndex = -100) =>
-        HeadCrossEntropy(hidden, null, new HeadProducts((x, m, logits) => weight.MatMulTransposed(x, m, null, logits), weight.MatMulAccumulate),
+        HeadCrossEntropy(hidden, null, new HeadProducts((x, m, logits) => weight.MatMulTransposed(x, m, null, logits), (dl, m, dx) => weight.MatMulInputGrad(dl, m, 1f, dx)),
                          weight.OutFeatures, weight.InFeatures, targets, ignoreIndex);
 
     private readonly record struct HeadProducts(HeadProduct Logits, HeadProduct AccumulateInputGrad);

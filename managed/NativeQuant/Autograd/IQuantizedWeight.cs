@@ -14,6 +14,6 @@ public unsafe interface IQuantizedWeight
     /// while each output tile is in cache.</summary>
     void MatMulTransposed(float* x, int m, float* bias, float* y);
 
-    /// <summary>dx(m, In) += dy(m, Out) · W.</summary>
-    void MatMulAccumulate(float* dy, int m, float* dx);
+    /// <summary>dx(m, In) = beta · dx + dy(m, Out) · W; beta 0 overwrites dx (it may hold garbage), 1 accumulates.</summary>
+    void MatMulInputGrad(float* dy, int m, float beta, float* dx);
 }

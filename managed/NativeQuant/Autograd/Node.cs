@@ -39,6 +39,15 @@ public abstract class GradSink
     /// or null when <paramref name="input"/> needs no gradient.</summary>
     public abstract Tensor? For(Tensor? input);
 
+    /// <summary>Like <see cref="For"/>, for a caller that can overwrite: <paramref name="fresh"/> says the buffer is
+    /// input's first gradient and uninitialised (write all of it, e.g. a GEMM with beta 0, skipping a zero-fill and
+    /// an add), else it holds gradient to add to.</summary>
+    public virtual Tensor? ForWrite(Tensor? input, out bool fresh)
+    {
+        fresh = false;
+        return For(input);
+    }
+
     /// <summary>Adds <paramref name="grad"/> (contiguous fp32, as many elements as <paramref name="input"/>) to
     /// dL/d(input), if input needs a gradient. A sink may instead take grad's buffer over as input's first gradient.</summary>
     public virtual void Accumulate(Tensor? input, Tensor grad)

@@ -152,10 +152,10 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IRowRangeWeight
         Nq.Check(NativeMethods.nq_quant4_gemv_rows(x, m, &w, null, row0, row1, y));
     }
 
-    void IQuantizedWeight.MatMulAccumulate(float* dy, int m, float* dx)
+    void IQuantizedWeight.MatMulInputGrad(float* dy, int m, float beta, float* dx)
     {
         var w = Descriptor();
-        Nq.Check(NativeMethods.nq_quant4_gemm_backward(dy, m, &w, _compute, 1f, dx));
+        Nq.Check(NativeMethods.nq_quant4_gemm_backward(dy, m, &w, _compute, beta, dx));
     }
 
     /// <summary>The dequantized fp32 weight (out, in), for tests and merging.</summary>

@@ -71,16 +71,16 @@ public sealed unsafe class Linear8bitLt : Module<Tensor, Tensor>, IQuantizedWeig
                                                   bias, NqComputeType.F32, y, cols, InFeatures, &count));
     }
 
-    void IQuantizedWeight.MatMulAccumulate(float* dy, int m, float* dx)
+    void IQuantizedWeight.MatMulInputGrad(float* dy, int m, float beta, float* dx)
     {
         if (BackwardCompute is { } compute)
         {
             Nq.Check(NativeMethods.nq_int8_matmul_backward(dy, m, OutFeatures, (sbyte*)_q.RawPointer, _scb.DataPointer, InFeatures,
-                                                           compute, 1f, dx));
+                                                           compute, beta, dx));
             return;
         }
         using var w = Dequantize();
-        Gemm.Sgemm(false, false, m, InFeatures, OutFeatures, dy, w.DataPointer, 1f, dx);
+        Gemm.Sgemm(false, false, m, InFeatures, OutFeatures, dy, w.DataPointer, beta, dx);
     }
 
     /// <summary>The dequantized fp32 weight (out, in).</summary>
