@@ -14,7 +14,8 @@ enum ArenaSlot : int {
   kSlotStats0 = 3,  // caller-side per-call scratch (row scales, outlier lists, ...)
   kSlotStats1 = 4,
   kSlotStats2 = 5,
-  kSlotCount = 6,
+  kSlotAShared = 6, // packed A for every thread of a run_gemm region (the calling thread's)
+  kSlotCount = 7,
 };
 
 // 64-byte aligned; throws std::bad_alloc on failure (callers run under nq::guard).

@@ -7,17 +7,22 @@
 //
 // Loop nest per thread (the A micro-panel in use stays in L1, B micro-panels stream from L2):
 //   pc over K in KC blocks               -> pack the thread's rows of A once (m_t x kc), unless
-//                                           the kernel reads fp32 rows of A in place
+//                                           the kernel reads fp32 rows of A in place or A is shared
 //     jc over the thread's columns in NC  -> pack B block (kc x nc, L2-resident)
 //       ir over the thread's rows in MR
 //         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
 // Threads split N first (each packs only its own B), then M when N has too few tiles, or M first when
 // A is packed and the larger operand; small products run on the calling thread (threads_for in gemv.h).
+// Threads that split only N share one packed A (SharedA): each micro-panel is packed once, by the first
+// thread to reach it, and every thread starts its row loop at a different panel (fp16 4-bit GEMM at
+// M = 256, N = K = 768: packing A took 9-10% of the CPU time with both threads packing all of it, 5.5-6%
+// shared).
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -76,6 +81,43 @@ bool plain_f32(const P&, long) {
   return false;
 }
 
+// Largest A (all K blocks) that run_gemm packs once for all threads; larger A is packed per thread.
+constexpr int64_t kSharedABytes = int64_t(8) << 20;
+
+// A packed once for a region whose threads all need every row (they split only N), in the calling
+// thread's arena: the row panels of every K block, since on a loaded box threads drift apart by several
+// K blocks (a ring of 4 K blocks left a third of the panels to private copies). No thread waits: a panel
+// that is not ready is packed into the shared slot by the first thread to claim it, or into the
+// claimer's own buffer while another thread packs it.
+struct SharedA {
+  uint8_t* base = nullptr;
+  std::atomic<int>* state = nullptr;  // per panel: 0 free, 1 being packed, 2 ready
+  int64_t m_tiles = 0;
+  size_t panel_bytes = 0;
+
+  SharedA() = default;
+  SharedA(int64_t k_blocks, int64_t m_tiles_, size_t panel_bytes_) : m_tiles(m_tiles_), panel_bytes(panel_bytes_) {
+    const size_t n = size_t(k_blocks * m_tiles), states = (n * sizeof(std::atomic<int>) + 63) / 64 * 64;
+    auto* mem = static_cast<uint8_t*>(arena_get(kSlotAShared, states + n * panel_bytes));
+    state = reinterpret_cast<std::atomic<int>*>(mem);
+    for (size_t i = 0; i < n; ++i) new (&state[i]) std::atomic<int>(0);
+    base = mem + states;
+  }
+
+  // Row panel q of K block kb, packed by pack(dst) if nobody has yet.
+  template <class Pack>
+  const uint8_t* get(int64_t kb, int64_t q, uint8_t* own, const Pack& pack) const {
+    const size_t i = size_t(kb * m_tiles + q);
+    uint8_t* slot = base + i * panel_bytes;
+    int v = state[i].load(std::memory_order_acquire);
+    if (v == 2) return slot;
+    uint8_t* dst = v == 0 && state[i].compare_exchange_strong(v, 1, std::memory_order_acquire) ? slot : own;
+    pack(dst);
+    if (dst == slot) state[i].store(2, std::memory_order_release);
+    return dst;
+  }
+};
+
 // No-op epilogue for run_gemm.
 struct NoEpilogue {
   template <class Acc>
@@ -111,6 +153,12 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   const int tn = int(std::min<int64_t>(std::max(1, nt / tm0), n_tiles));
   const int tm = int(std::min<int64_t>(std::max(1, nt / tn), m_tiles));
 
+  const int64_t kcmax = round_up(std::min(KC, K), kg), k_blocks = (K + KC - 1) / KC;
+  const size_t a_panel_bytes = size_t(mr * kcmax * esa);
+  const bool share_a =
+      a_packed && tm == 1 && tn > 1 && k_blocks * m_tiles * int64_t(a_panel_bytes) <= kSharedABytes;
+  const SharedA shared = share_a ? SharedA(k_blocks, m_tiles, a_panel_bytes) : SharedA();
+
   // An exception must not leave an OpenMP region: a thread that cannot get its scratch
   // skips its tiles and the failure is rethrown (as bad_alloc) after the region.
   bool failed = false;
@@ -120,16 +168,18 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     const int ti = tid / tn, tj = tid % tn;
     const int64_t m0 = m_tiles * ti / tm * mr, m1 = std::min(M, m_tiles * (ti + 1) / tm * mr);
     const int64_t n0 = n_tiles * tj / tn * nr, n1 = std::min(N, n_tiles * (tj + 1) / tn * nr);
-    const int64_t kcmax = round_up(std::min(KC, K), kg);
     auto* bbuf = static_cast<uint8_t*>(
         arena_get(kSlotB, size_t(round_up(std::min(NC, n1 - n0), nr) * kcmax * esb)));
-    // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then.
+    // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then,
+    // and with a shared A one private panel serves the rare panel another thread is packing.
     int64_t lda = 0;
     const bool a_in_place = uk.run_strided && direct_a(pack_a, m0, 0, lda, 0) != nullptr;
-    const int64_t apan = a_in_place ? 1 : (m1 - m0 + mr - 1) / mr;
-    auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1) * mr * kcmax * esa)));
-    const auto a_panel = [&](int64_t ir) { return abuf + (a_in_place ? 0 : (ir - m0) / mr) * mr * kcmax * esa; };
+    const int64_t apan = a_in_place || share_a ? 1 : (m1 - m0 + mr - 1) / mr;
+    auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1)) * a_panel_bytes));
+    const auto a_panel = [&](int64_t ir) { return abuf + (apan == 1 ? 0 : (ir - m0) / mr) * a_panel_bytes; };
     auto* ctile = static_cast<Acc*>(arena_get(kSlotC, size_t(mr * nr) * sizeof(Acc)));
+    // Row panels in the order this thread visits them: with a shared A, threads start apart.
+    const int64_t mpan = (m1 - m0 + mr - 1) / mr, mstart = share_a ? mpan * tj / tn : 0;
 
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
@@ -137,23 +187,29 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
       const bool acc = accumulate || pc > 0;
       const bool last = pc + kc >= K;
       const PackGeom ga{mr, kg, kcp, mr * kcp};
-      const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
-      for (int64_t ir = m0; ir < m1; ir += mr) {
-        uint8_t* ap = a_panel(ir);
-        const int rows = int(std::min<int64_t>(mr, m1 - ir));
-        if (adirect && rows == mr) continue;
+      const auto pack_panel = [&](uint8_t* ap, int64_t ir, int rows) {
         if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
         pack_a(ap, ga, ir, rows, pc, kc);
-      }
+      };
+      const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
+      if (!share_a)
+        for (int64_t ir = m0; ir < m1; ir += mr) {
+          const int rows = int(std::min<int64_t>(mr, m1 - ir));
+          if (adirect && rows == mr) continue;
+          pack_panel(a_panel(ir), ir, rows);
+        }
       for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = std::min(NC, n1 - jc);
         const int64_t npan = (nc + nr - 1) / nr;
         const PackGeom gb{nr, kg, kcp, nr * kcp};
         if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
         pack_b(bbuf, gb, pc, kc, jc, nc);
-        for (int64_t ir = m0; ir < m1; ir += mr) {
+        for (int64_t t = 0; t < mpan; ++t) {
+          const int64_t ir = m0 + (mstart + t) % mpan * mr;
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
-          const uint8_t* abuf_p = a_panel(ir);
+          const uint8_t* abuf_p =
+              share_a ? shared.get(pc / KC, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
+                      : a_panel(ir);
           const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
           // C tile (ir, j) [+]= A rows x B micro-panel bp.
           const auto tile = [&](const uint8_t* bp, void* c, int64_t ldc_, bool acc_) {

@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "gemm/f16_chunk.h"
 #include "gemm/gemm_f32_f16.h"
@@ -18,17 +17,33 @@ inline __mmask16 tail_mask(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-// f16_weight_shift of 16 column maxima (NaN-free, >= 0) as 2^s (up) and 2^-s (scale): getexp is
-// frexp's exponent - 1 for every finite m > 0, subnormals included, and scalef builds 2^s exactly.
-inline void weight_scales(__m512 m, __m512& up, __m512& scale) {
+// 2^s (up) and 2^-s (scale) for 16 NaN-free maxima m >= 0 with s = bias - getexp(m), clamped to
+// +-kF16MaxShift, and s = 0 where m is 0 or Inf: getexp is frexp's exponent - 1 for every finite m > 0,
+// subnormals included, and scalef builds 2^s exactly. bias -1 is f16_weight_shift, 8 f16_act_shift.
+inline void pow2_scales(__m512 m, float bias, __m512& up, __m512& scale) {
   const __mmask16 ok = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) &
                        _mm512_cmp_ps_mask(m, _mm512_set1_ps(3.4028235e38f), _CMP_LE_OQ);
   const __m512 lim = _mm512_set1_ps(float(kF16MaxShift));
-  const __m512 s = _mm512_sub_ps(_mm512_set1_ps(-1.0f), _mm512_getexp_ps(m));
+  const __m512 s = _mm512_sub_ps(_mm512_set1_ps(bias), _mm512_getexp_ps(m));
   const __m512 sc =
       _mm512_maskz_mov_ps(ok, _mm512_max_ps(_mm512_min_ps(s, lim), _mm512_sub_ps(_mm512_setzero_ps(), lim)));
   up = _mm512_scalef_ps(_mm512_set1_ps(1.0f), sc);
   scale = _mm512_scalef_ps(_mm512_set1_ps(1.0f), _mm512_sub_ps(_mm512_setzero_ps(), sc));
+}
+
+// Lane r (r < 8) = the largest lane of m[r]: 16 shuffles for the 8 rows (a reduce_max per row is 4
+// dependent shuffle + max pairs and a scalar tail).
+inline __m512 row_maxima8(const __m512 m[8]) {
+  __m512 p[4], q[2];
+  for (int i = 0; i < 4; ++i)  // 128-bit lanes 0-1: row 2i's 8 partial maxima, lanes 2-3: row 2i+1's
+    p[i] = _mm512_max_ps(_mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0xee));
+  for (int i = 0; i < 2; ++i)  // 128-bit lane L: row 4i + L's 4 partial maxima
+    q[i] = _mm512_max_ps(_mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0xdd));
+  const __m512 u = _mm512_max_ps(_mm512_unpacklo_ps(q[0], q[1]), _mm512_unpackhi_ps(q[0], q[1]));
+  const __m512 v = _mm512_max_ps(u, _mm512_permute_ps(u, 0x4e));  // lane 4L: row L, lane 4L + 1: row 4 + L
+  return _mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 13, 9, 5, 1, 12, 8, 4, 0), v);
 }
 
 // |v| folded into m; a NaN lane of v keeps m (vmaxps returns its second operand).
@@ -38,7 +53,7 @@ inline __m512 max_abs(__m512 v, __m512 m) { return _mm512_max_ps(_mm512_abs_ps(v
 // largest |value| m: fp16(b * 2^s) rows, then the scales.
 inline void put_chunk16(const float (*rows)[16], int len, __m512 m, uint8_t* chunk, int64_t col) {
   __m512 up, scale;
-  weight_scales(m, up, scale);
+  pow2_scales(m, -1.0f, up, scale);
   for (int r = 0; r < len; ++r) {
     const __m512 v = _mm512_mul_ps(_mm512_load_ps(rows[r]), up);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(chunk + (r * kF16Nr + col) * 2), _mm512_cvtps_ph(v, kRound));
@@ -75,26 +90,35 @@ inline void transpose16x16(__m512 r[16]) {
 }  // namespace
 
 void pack_a_f16_avx512fp16(const float* x, int64_t ld, int rows, int64_t kc, uint8_t* panel) {
+  // fp16 index w -> w / 2: each value doubled into its 32-bit slot by one vpermw.
+  const __m512i dup = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5,
+                                       4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
   for (int64_t k = 0; k < kc; k += kF16Chunk, panel += kF16AChunkBytes) {
     const int64_t len = std::min<int64_t>(kF16Chunk, kc - k);
-    alignas(32) float inv[kF16Mr] = {};
-    for (int r = 0; r < rows; ++r) {
+    __mmask16 lanes[4];
+    for (int p = 0; p < 4; ++p) lanes[p] = tail_mask(len - 16 * p);
+    __m512 m[kF16Mr];
+#pragma GCC unroll 8
+    for (int r = 0; r < kF16Mr; ++r) {
+      m[r] = _mm512_setzero_ps();
+      if (r >= rows) continue;
       const float* xr = x + r * ld + k;
-      __m512 v[4], m = _mm512_setzero_ps();
-      for (int p = 0; p < 4; ++p) {
-        v[p] = _mm512_maskz_loadu_ps(tail_mask(len - 16 * p), xr + 16 * p);
-        m = max_abs(v[p], m);
-      }
-      const int s = f16_act_shift(_mm512_reduce_max_ps(m));
-      const __m512 up = _mm512_set1_ps(pow2f(s));
-      inv[r] = pow2f(-s);
+      for (int p = 0; p < 4; ++p) m[r] = max_abs(_mm512_maskz_loadu_ps(lanes[p], xr + 16 * p), m[r]);
+    }
+    alignas(64) float up[16];
+    __m512 vup, vinv;
+    pow2_scales(row_maxima8(m), 8.0f, vup, vinv);
+    _mm512_store_ps(up, vup);
+    _mm256_storeu_ps(reinterpret_cast<float*>(panel + kF16Mr * kF16ARowBytes), _mm512_castps512_ps256(vinv));
+    for (int r = 0; r < rows; ++r) {  // the chunk again, from L1
+      const float* xr = x + r * ld + k;
+      const __m512 u = _mm512_set1_ps(up[r]);
       auto* o = reinterpret_cast<__m512i*>(panel + r * kF16ARowBytes);
       for (int p = 0; p < 4; ++p) {
-        const __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(_mm512_mul_ps(v[p], up), kRound));
-        _mm512_storeu_si512(o + p, _mm512_or_si512(h, _mm512_slli_epi32(h, 16)));  // value in both halves
+        const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes[p], xr + 16 * p), u), kRound);
+        _mm512_storeu_si512(o + p, _mm512_permutexvar_epi16(dup, _mm512_castsi256_si512(h)));
       }
     }
-    std::memcpy(panel + kF16Mr * kF16ARowBytes, inv, sizeof inv);
   }
 }
 
