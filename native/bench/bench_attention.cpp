@@ -1,7 +1,7 @@
 // Causal attention forward, backward and both (one training step's attention for one layer) at the
 // GPT-2 small shape (T = 256, 12 heads of 64) and the stories15M shape (T = 256, 6 heads of 48), with
 // q/k/v narrow views of a fused (T, 3C) projection as the models pass them, and a decode step (T = 1
-// against 256 cached keys).
+// against 256 cached keys), each at the CPU's full dispatch level and capped to AVX2 (isa = nq_isa).
 // Counters: GFLOPS of the causal products, 2 D flops per visible (query, key) pair and product (QK^T
 // and PV forward; dP, dV, dQ, dK backward; the backward's recomputed QK^T is not counted, so this is
 // useful work), and peak_ratio against the 2-thread fp32 FMA peak.
@@ -58,8 +58,12 @@ void set_rate(benchmark::State& st, double flops) {
       benchmark::Counter(flops * 1e-9 / kPeakF32Gflops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Args: T, heads, D, query offset; which = 0 forward, 1 backward, 2 both.
+// Args: T, heads, D, query offset, dispatch cap (nq_isa); which = 0 forward, 1 backward, 2 both.
 void BM_Attention(benchmark::State& st, int which) {
+  struct Cap {  // restore full dispatch even when the body skips
+    explicit Cap(int64_t isa) { nq_cpu_isa_set_max(nq_isa(isa)); }
+    ~Cap() { nq_cpu_isa_set_max(NQ_ISA_AVX512_BF16); }
+  } cap(st.range(4));
   Problem p(st.range(0), st.range(1), st.range(2), st.range(3));
   if (p.forward() != NQ_OK) st.SkipWithError(nq_last_error_message());
   for (auto _ : st) {
@@ -70,11 +74,14 @@ void BM_Attention(benchmark::State& st, int which) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-  b->Args({256, 12, 64, 0})->Args({256, 6, 48, 0});
-  b->ArgNames({"T", "H", "D", "offset"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (int64_t isa : {NQ_ISA_AVX512_BF16, NQ_ISA_AVX2}) b->Args({256, 12, 64, 0, isa})->Args({256, 6, 48, 0, isa});
+  b->ArgNames({"T", "H", "D", "offset", "isa"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
-BENCHMARK_CAPTURE(BM_Attention, forward, 0)->Apply(shapes)->Args({1, 12, 64, 255});
+BENCHMARK_CAPTURE(BM_Attention, forward, 0)
+    ->Apply(shapes)
+    ->Args({1, 12, 64, 255, NQ_ISA_AVX512_BF16})
+    ->Args({1, 12, 64, 255, NQ_ISA_AVX2});
 BENCHMARK_CAPTURE(BM_Attention, backward, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Attention, step, 2)->Apply(shapes);
 

@@ -413,11 +413,11 @@ NQ_API nq_status nq_int8_matmul_backward(const float* dy, int64_t m, int64_t n, 
  *   P[t, j] = softmax_j(scale * q_t . k_j),  o_t = sum_j P[t, j] v_j,
  *   lse[t] = log sum_j exp(scale * q_t . k_j)   (natural log, over the visible keys).
  * Masked blocks are skipped, not computed. The backward recomputes P from lse (O(T) saved
- * state instead of the O(T S) probabilities). AVX-512 CPUs run blocked kernels (OpenMP:
- * forward over (batch, head, 64-query chunk), backward over (batch, kv head), work below
- * ~2^18 multiply-adds on the calling thread); others and NQ_ISA_SCALAR run the scalar
- * reference. Paths differ by float rounding only (~1e-6 relative); results do not depend on
- * the thread count. Outputs must not overlap the span of any input (NQ_ERR_OVERLAP).
+ * state instead of the O(T S) probabilities). AVX-512 and AVX2 CPUs run blocked kernels
+ * (OpenMP: forward over (batch, head, 64-query chunk), backward over (batch, kv head), work
+ * below ~2^18 multiply-adds on the calling thread); NQ_ISA_SCALAR runs the scalar reference.
+ * Paths differ by float rounding only (~1e-6 relative); results do not depend on the thread
+ * count. Outputs must not overlap the span of any input (NQ_ERR_OVERLAP).
  * ---------------------------------------------------------------------------------- */
 
 typedef struct nq_attention_shape {

@@ -1,8 +1,8 @@
-// Causal attention: the AVX-512 path and the scalar reference against an independent float64
-// evaluation on strided operands (q with padded rows and batches; k and v interleaved in one
-// KV-cache-like buffer whose batch stride exceeds S), outputs poisoned with NaN, gaps between
-// rows checked untouched; causal masking, GQA, query offsets, odd sizes, thread-count
-// determinism and bad arguments.
+// Causal attention: the AVX-512 and AVX2 paths and the scalar reference against an independent
+// float64 evaluation on strided operands (q with padded rows and batches; k and v interleaved in
+// one KV-cache-like buffer whose batch stride exceeds S), outputs poisoned with NaN, gaps between
+// rows checked untouched; causal masking, GQA, query offsets, odd sizes, underflowing softmax,
+// thread-count determinism and bad arguments.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -191,8 +191,20 @@ void expect_close(const char* what, const std::vector<float>& got, const std::ve
   }
 }
 
+const char* isa_name(nq_isa isa) { return isa == NQ_ISA_SCALAR ? "scalar" : isa == NQ_ISA_AVX2 ? "avx2" : "avx512"; }
+
+// The SIMD levels this CPU can run (the blocked paths under test).
+std::vector<nq_isa> fast_isas() {
+  nq_isa sup;
+  nq_cpu_isa_supported(&sup);
+  std::vector<nq_isa> isas;
+  for (nq_isa isa : {NQ_ISA_AVX2, NQ_ISA_AVX512})
+    if (sup >= isa) isas.push_back(isa);
+  return isas;
+}
+
 void check_against_float64(const Case& c, nq_isa isa) {
-  SCOPED_TRACE(name(c) + (isa == NQ_ISA_SCALAR ? " scalar" : " fast"));
+  SCOPED_TRACE(name(c) + " " + isa_name(isa));
   IsaCap cap(isa);
   const Problem p(c, uint64_t(c.t * 131 + c.d * 7 + c.offset));
   Forward f;
@@ -212,55 +224,79 @@ const Case kCases[] = {
     {2, 13, 20, 4, 2, 40},   // query offset with S > T, partial vector of D
     {1, 1, 9, 6, 6, 48},     // decode step (scores read k in place)
     {2, 1, 100, 4, 1, 64},   // decode with GQA and 7 key blocks
-    {1, 5, 0, 3, 1, 7},      // T < 8 (direct path), D below one vector
+    {1, 5, 0, 3, 1, 7},      // T < 6 (direct path on both), D below one vector
+    {1, 7, 4, 2, 2, 12},     // AVX2 packs at T >= 6, AVX-512 reads in place at T < 8; D = 8 + 4
     {1, 20, 2, 2, 1, 80},    // D over one 64-column pass
     {1, 9, 0, 1, 1, 1},      // D = 1
     {3, 17, 0, 2, 2, 16},    // batch > 1, one vector of D
 };
 
-TEST(Attention, FastPathMatchesFloat64) {
-  nq_isa sup;
-  nq_cpu_isa_supported(&sup);
-  if (sup < NQ_ISA_AVX512) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (const Case& c : kCases) check_against_float64(c, NQ_ISA_AVX512);
+TEST(Attention, FastPathsMatchFloat64) {
+  for (nq_isa isa : fast_isas())
+    for (const Case& c : kCases) check_against_float64(c, isa);
 }
 
 TEST(Attention, ScalarReferenceMatchesFloat64) {
   for (const Case& c : kCases) check_against_float64(c, NQ_ISA_SCALAR);
 }
 
-// Both paths compute in fp32 with different summation orders: they agree to a few fp32 ulps of the
+// The paths compute in fp32 with different summation orders: they agree to a few fp32 ulps of the
 // sums, far inside the float64 tolerances, so compare them directly at a tighter bound.
-TEST(Attention, FastPathMatchesScalarReference) {
-  nq_isa sup;
-  nq_cpu_isa_supported(&sup);
-  if (sup < NQ_ISA_AVX512) GTEST_SKIP() << "no AVX-512 on this CPU";
+TEST(Attention, FastPathsMatchScalarReference) {
   constexpr double kTol = 1e-5;
   for (const Case& c : kCases) {
-    SCOPED_TRACE(name(c));
     const Problem p(c, 99);
-    Output fast, ref;
-    {
-      IsaCap cap(NQ_ISA_AVX512);
-      fast = run(p);
-    }
+    Output ref;
     {
       IsaCap cap(NQ_ISA_SCALAR);
       ref = run(p);
     }
-    for (auto [a, b, what] : {std::tuple{&fast.o, &ref.o, "o"}, {&fast.lse, &ref.lse, "lse"},
-                              {&fast.dq, &ref.dq, "dq"}, {&fast.dkv, &ref.dkv, "dkv"}}) {
+    for (nq_isa isa : fast_isas()) {
+      SCOPED_TRACE(name(c) + " " + isa_name(isa));
+      IsaCap cap(isa);
+      const Output fast = run(p);
+      for (auto [a, b, what] : {std::tuple{&fast.o, &ref.o, "o"}, {&fast.lse, &ref.lse, "lse"},
+                                {&fast.dq, &ref.dq, "dq"}, {&fast.dkv, &ref.dkv, "dkv"}}) {
+        std::vector<double> want(b->begin(), b->end());
+        double scale = 0.0;
+        for (float x : *b) scale = std::max(scale, x == kGap ? 0.0 : std::fabs(double(x)));
+        expect_close(what, *a, want, {}, kTol * std::max(1.0, scale));
+      }
+    }
+  }
+}
+
+// Scores far apart (q scaled by 40: exp arguments down to about -1000) must give P = 0, not garbage from an
+// exponent field that wrapped: every path stays finite and matches the reference. A score carries an absolute
+// error ~40x the unit-data one, so o, lse and the gradients get 40x the float64 tolerances.
+TEST(Attention, PeakedSoftmaxUnderflowsToZero) {
+  const Case c{1, 70, 3, 2, 1, 64};
+  Problem p(c, 11);
+  for (float& x : p.q) x *= 40.0f;
+  Output ref;
+  {
+    IsaCap cap(NQ_ISA_SCALAR);
+    ref = run(p);
+  }
+  for (nq_isa isa : fast_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    IsaCap cap(isa);
+    const Output fast = run(p);
+    for (auto [a, b, what, tol] : {std::tuple{&fast.o, &ref.o, "o", 40 * kForwardTol},
+                                   {&fast.lse, &ref.lse, "lse", 40 * kForwardTol},
+                                   {&fast.dq, &ref.dq, "dq", 40 * kBackwardTol},
+                                   {&fast.dkv, &ref.dkv, "dkv", 40 * kBackwardTol}}) {
       std::vector<double> want(b->begin(), b->end());
       double scale = 0.0;
       for (float x : *b) scale = std::max(scale, x == kGap ? 0.0 : std::fabs(double(x)));
-      expect_close(what, *a, want, {}, kTol * std::max(1.0, scale));
+      expect_close(what, *a, want, {}, tol * std::max(1.0, scale));
     }
   }
 }
 
 // Keys after a query's position must not influence it: change them and compare bitwise.
 TEST(Attention, FutureKeysDoNotChangeOutputs) {
-  for (nq_isa isa : {NQ_ISA_SCALAR, NQ_ISA_AVX512_BF16}) {
+  for (nq_isa isa : {NQ_ISA_SCALAR, NQ_ISA_AVX2, NQ_ISA_AVX512_BF16}) {
     IsaCap cap(isa);
     const Case c{1, 40, 5, 2, 1, 32};
     Problem p(c, 5);
@@ -285,15 +321,19 @@ TEST(Attention, ThreadCountDoesNotChangeBits) {
   int32_t saved;
   nq_threads_get(&saved);
   const Problem p({2, 200, 8, 4, 2, 64}, 7);
-  nq_threads_set(1);
-  const Output one = run(p);
-  nq_threads_set(2);
-  const Output two = run(p);
+  for (nq_isa isa : fast_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    IsaCap cap(isa);
+    nq_threads_set(1);
+    const Output one = run(p);
+    nq_threads_set(2);
+    const Output two = run(p);
+    EXPECT_EQ(0, std::memcmp(one.o.data(), two.o.data(), one.o.size() * 4));
+    EXPECT_EQ(0, std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * 4));
+    EXPECT_EQ(0, std::memcmp(one.dq.data(), two.dq.data(), one.dq.size() * 4));
+    EXPECT_EQ(0, std::memcmp(one.dkv.data(), two.dkv.data(), one.dkv.size() * 4));
+  }
   nq_threads_set(saved);
-  EXPECT_EQ(0, std::memcmp(one.o.data(), two.o.data(), one.o.size() * 4));
-  EXPECT_EQ(0, std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * 4));
-  EXPECT_EQ(0, std::memcmp(one.dq.data(), two.dq.data(), one.dq.size() * 4));
-  EXPECT_EQ(0, std::memcmp(one.dkv.data(), two.dkv.data(), one.dkv.size() * 4));
 }
 
 void expect_status(nq_status got, nq_status want, const char* needle) {

@@ -1,6 +1,7 @@
 // Causal attention kernels: internal API. The ABI layer (attention_api.cpp) validates the
-// shape once; both paths then run a whole call (the reference serially, the AVX-512 path
-// with its own OpenMP split) over the strided (B, L, H, D) operands described by the shape.
+// shape once; each path then runs a whole call (the reference serially, the AVX2 and AVX-512
+// paths with the OpenMP split of blocked.h) over the strided (B, L, H, D) operands described
+// by the shape.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,11 @@ void forward_ref(const nq_attention_shape& s, const float* q, const float* k, co
                  float* lse);
 void backward_ref(const nq_attention_shape& s, const float* q, const float* k, const float* v, const float* d_o,
                   const float* lse, float* dq, float* dk, float* dv);
+
+void forward_avx2(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,
+                  float* lse);
+void backward_avx2(const nq_attention_shape& s, const float* q, const float* k, const float* v, const float* d_o,
+                   const float* lse, float* dq, float* dk, float* dv);
 
 void forward_avx512(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,
                     float* lse);

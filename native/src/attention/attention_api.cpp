@@ -1,4 +1,4 @@
-// Attention ABI: shape and pointer checks, then the AVX-512 path or the scalar reference.
+// Attention ABI: shape and pointer checks, then the AVX-512 or AVX2 path or the scalar reference.
 #include <cmath>
 #include <cstddef>
 
@@ -89,7 +89,18 @@ Extent lse_extent(const nq_attention_shape& s, const void* p) {  // (B, Hq, T)
   return extent("lse", p, 1, 1, 1, s.batch * s.q_heads * s.q_len, 0, 0);
 }
 
-bool fast() { return nq::cpu::use(NQ_ISA_AVX512); }
+using Forward = void (*)(const nq_attention_shape&, const float*, const float*, const float*, float*, float*);
+using Backward = void (*)(const nq_attention_shape&, const float*, const float*, const float*, const float*,
+                          const float*, float*, float*, float*);
+
+Forward forward_for_isa() {
+  using namespace nq::attention;
+  return nq::cpu::use(NQ_ISA_AVX512) ? forward_avx512 : nq::cpu::use(NQ_ISA_AVX2) ? forward_avx2 : forward_ref;
+}
+Backward backward_for_isa() {
+  using namespace nq::attention;
+  return nq::cpu::use(NQ_ISA_AVX512) ? backward_avx512 : nq::cpu::use(NQ_ISA_AVX2) ? backward_avx2 : backward_ref;
+}
 
 }  // namespace
 
@@ -109,7 +120,7 @@ NQ_API nq_status nq_attention_forward(const nq_attention_shape* shape, const flo
     const Extent ins[] = {q_extent(s, "q", q), k_extent(s, "k", k), v_extent(s, "v", v), outs[1]};
     if (nq_status st = check_disjoint(fn, outs, 1, ins, 4); st != NQ_OK) return st;  // o vs q, k, v, lse
     if (nq_status st = check_disjoint(fn, outs + 1, 1, ins, 3); st != NQ_OK) return st;
-    (fast() ? nq::attention::forward_avx512 : nq::attention::forward_ref)(*shape, q, k, v, o, lse);
+    forward_for_isa()(*shape, q, k, v, o, lse);
     return NQ_OK;
   });
 }
@@ -130,7 +141,7 @@ NQ_API nq_status nq_attention_backward(const nq_attention_shape* shape, const fl
     const Extent ins[] = {q_extent(s, "q", q), k_extent(s, "k", k), v_extent(s, "v", v), o_extent(s, "d_o", d_o),
                           lse_extent(s, lse)};
     if (nq_status st = check_disjoint(fn, outs, 3, ins, 5); st != NQ_OK) return st;
-    (fast() ? nq::attention::backward_avx512 : nq::attention::backward_ref)(*shape, q, k, v, d_o, lse, dq, dk, dv);
+    backward_for_isa()(*shape, q, k, v, d_o, lse, dq, dk, dv);
     return NQ_OK;
   });
 }

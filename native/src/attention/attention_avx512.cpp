@@ -1,33 +1,23 @@
 // AVX-512 causal attention. Scores come from a register tile of 8 query rows x 32 keys fed by
 // keys transposed to (D, S) (one load serves 8 FMAs); weighted sums (P V, dS K, P^T dO, dS^T Q)
 // from one kernel holding 8 output rows x up to 48 columns in registers across the reduction. Only
-// 16-key column blocks that hold a visible key are computed.
+// 16-key column blocks that hold a visible key are computed. Loop nests and work split: blocked.h.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "attention/attention.h"
-#include "cpu/cpu.h"
-#include "gemm/arena.h"
+#include "attention/blocked.h"
 
 namespace nq::attention {
 
 namespace {
 
-using nq::gemm::arena_get;
-
 constexpr int kRows = 8;      // query rows per score tile
-constexpr int kChunk = 64;    // query rows per forward work item and per backward P/dS buffer
 constexpr int kOutRows = 8;   // output rows per weighted-sum pass: each X load feeds 8 FMAs
 constexpr int kOutVectors = 3;  // at most 3 x 16 columns per pass: 24 accumulators in registers
-constexpr int64_t kParallelWork = int64_t(1) << 18;  // multiply-adds of QK^T below which one thread runs
 
-inline int64_t pad16(int64_t n) { return (n + 15) & ~int64_t(15); }
-// Row stride of transposed keys and of P / dS: whole 16-key blocks, and an odd number of them so that
-// walking a column (one float per row) spreads over the L1 sets instead of a few (1 KiB strides alias).
-inline int64_t key_stride(int64_t s) { return pad16(s) / 16 % 2 == 1 ? pad16(s) : pad16(s) + 16; }
 inline __mmask16 lanes(int64_t n) {  // the first min(max(n, 0), 16) lanes
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
@@ -218,146 +208,44 @@ float max_row(const float* s, int64_t n) {
   return _mm512_reduce_max_ps(mx);
 }
 
-// Rows X_j = x + j * ldx (j < n, d floats each) copied to (n, d) contiguous: model strides (3C or H*D floats,
-// multiples of 1 KiB) map a head's rows onto a few L1 sets, and packed rows stream with the prefetchers.
-void pack_rows(const float* x, int64_t ldx, int64_t n, int64_t d, float* out) {
-  for (int64_t j = 0; j < n; ++j) std::memcpy(out + j * d, x + j * ldx, size_t(d) * 4);
+// dp (n16) := scale p (dp - delta), delta = sum_j p_j dp_j (the softmax gradient of one row).
+void softmax_grad_row(const float* pj, float* dj, int64_t n16, float scale) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n16; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(pj + j), _mm512_loadu_ps(dj + j), acc);
+  const __m512 delta = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), sc = _mm512_set1_ps(scale);
+  for (int64_t j = 0; j < n16; j += 16) {
+    const __m512 pv = _mm512_loadu_ps(pj + j);
+    _mm512_storeu_ps(dj + j, _mm512_mul_ps(_mm512_mul_ps(sc, pv), _mm512_sub_ps(_mm512_loadu_ps(dj + j), delta)));
+  }
 }
 
-int threads_for(const nq_attention_shape& s) {
-  const int64_t work = s.batch * s.q_heads * s.q_len * s.kv_len * s.head_dim;
-  return work < kParallelWork ? 1 : nq::cpu::num_threads();
+void scale_row(float* s, int64_t n16, float f) {
+  const __m512 fv = _mm512_set1_ps(f);
+  for (int64_t j = 0; j < n16; j += 16) _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), fv));
 }
+
+struct Avx512 {  // the kernel set blocked.h drives
+  static constexpr int kRows = nq::attention::kRows, kOutRows = nq::attention::kOutRows;
+  static constexpr auto transpose = nq::attention::transpose;
+  static constexpr auto score_tile = nq::attention::score_tile;
+  static constexpr auto score_row = nq::attention::score_row;
+  static constexpr auto weighted_sum = nq::attention::weighted_sum;
+  static constexpr auto max_row = nq::attention::max_row;
+  static constexpr auto exp_row = nq::attention::exp_row;
+  static constexpr auto scale_row = nq::attention::scale_row;
+  static constexpr auto softmax_grad_row = nq::attention::softmax_grad_row;
+};
 
 }  // namespace
 
-// Items (b, h, chunk of kChunk queries), latest chunks (most keys) first for the dynamic schedule.
-// With T >= 8 the first item of each kv head transposes its keys and packs its values into a shared
-// buffer (later items of that head wait for it: no team-wide barrier that a descheduled thread would
-// hold up); fewer queries (decoding) read k and v in place, as copying would cost more than using them.
 void forward_avx512(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,
                     float* lse) {
-  const int64_t d = s.head_dim, group = s.q_heads / s.kv_heads, ldt = key_stride(s.kv_len);
-  const bool packed = s.q_len >= kRows;
-  const int64_t heads = s.batch * s.kv_heads, chunks = (s.q_len + kChunk - 1) / kChunk;
-  const int64_t head_size = pad16(d * ldt + s.kv_len * d);  // per kv head: K^T (d, ldt), V (S, d); 64-byte aligned
-  float* kv = nullptr;
-  int32_t* state = nullptr;  // per kv head: 0 not packed, 1 being packed, 2 packed
-  if (packed) {
-    kv = static_cast<float*>(arena_get(nq::gemm::kSlotB, size_t(heads * (head_size + 16)) * 4));
-    state = reinterpret_cast<int32_t*>(kv + heads * head_size);
-    std::memset(state, 0, size_t(heads) * 4);
-  }
-  const int nt = threads_for(s);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    float* sc = static_cast<float*>(arena_get(nq::gemm::kSlotStats0, size_t(kRows * ldt) * 4));  // (8, ldt)
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < s.batch * s.q_heads * chunks; ++item) {
-      const int64_t chunk = chunks - 1 - item % chunks, bh = item / chunks, b = bh / s.q_heads, h = bh % s.q_heads;
-      const int64_t kh = h / group, t1 = std::min(s.q_len, (chunk + 1) * kChunk), i = b * s.kv_heads + kh;
-      const float* kt = packed ? kv + i * head_size : nullptr;
-      const float* vh = packed ? kt + d * ldt : v + v_at(s, b, 0, kh);
-      const int64_t ldv = packed ? d : s.v_row_stride;
-      if (packed) {
-        int32_t expected = 0;
-        if (__atomic_compare_exchange_n(&state[i], &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-          transpose(k + k_at(s, b, 0, kh), s.k_row_stride, s.kv_len, d, kv + i * head_size, ldt);
-          pack_rows(v + v_at(s, b, 0, kh), s.v_row_stride, s.kv_len, d, kv + i * head_size + d * ldt);
-          __atomic_store_n(&state[i], 2, __ATOMIC_RELEASE);
-        } else {
-          while (__atomic_load_n(&state[i], __ATOMIC_ACQUIRE) != 2) _mm_pause();
-        }
-      }
-      for (int64_t t0 = chunk * kChunk; t0 < t1; t0 += kRows) {
-        const int rows = int(std::min<int64_t>(kRows, t1 - t0));
-        const int64_t n16 = pad16(visible(s, t0 + rows - 1));
-        if (packed)
-          score_tile(q + q_at(s, b, t0, h), s.q_row_stride, rows, kt, ldt, d, n16, sc, ldt);
-        else
-          for (int r = 0; r < rows; ++r)
-            score_row(q + q_at(s, b, t0 + r, h), k + k_at(s, b, 0, kh), s.k_row_stride, d, visible(s, t0 + r),
-                      sc + r * ldt);
-        for (int r = 0; r < rows; ++r) {
-          float* row = sc + r * ldt;
-          const int64_t vis = visible(s, t0 + r);
-          const float mx = s.scale * max_row(row, vis);
-          const float sum = exp_row(row, vis, n16, s.scale, mx);
-          const __m512 inv = _mm512_set1_ps(1.0f / sum);
-          for (int64_t j = 0; j < n16; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), inv));
-          if (lse != nullptr) lse[lse_at(s, b, h, t0 + r)] = mx + std::log(sum);
-        }
-        weighted_sum(rows, sc, ldt, 1, vh, ldv, visible(s, t0 + rows - 1), d, o + o_at(s, b, t0, h), s.q_heads * d,
-                     false);
-      }
-    }
-  }
+  forward_blocked<Avx512>(s, q, k, v, o, lse);
 }
 
-// Items (b, kv head): one owns its dk/dv rows, so no two threads add into the same gradient row.
-// Per query head of the group and chunk of kChunk queries: recompute P (from lse) and dS for the
-// chunk into (kChunk, ldt) buffers, add dS K into dq, then P^T dO into dv and dS^T Q into dk with
-// each key's output rows held in registers across the chunk's queries that see it.
 void backward_avx512(const nq_attention_shape& s, const float* q, const float* k, const float* v,
                      const float* d_o, const float* lse, float* dq, float* dk, float* dv) {
-  const int64_t d = s.head_dim, group = s.q_heads / s.kv_heads, ldt = key_stride(s.kv_len);
-  const int nt = threads_for(s);
-#pragma omp parallel for schedule(dynamic) num_threads(nt) if (nt > 1)
-  for (int64_t item = 0; item < s.batch * s.kv_heads; ++item) {
-    const int64_t b = item / s.kv_heads, kh = item % s.kv_heads;
-    // K^T, V^T (d, ldt) and K (S, d); P and dS (kChunk, ldt); this head's Q and dO (T, d)
-    float* kt = static_cast<float*>(arena_get(nq::gemm::kSlotStats0, size_t(2 * d * ldt + s.kv_len * d) * 4));
-    float *vt = kt + d * ldt, *kp = vt + d * ldt;
-    float* p = static_cast<float*>(arena_get(nq::gemm::kSlotStats1, size_t(2 * kChunk * ldt) * 4));
-    float* ds = p + kChunk * ldt;
-    float* qp = static_cast<float*>(arena_get(nq::gemm::kSlotStats2, size_t(2 * s.q_len * d) * 4));
-    float* gp = qp + s.q_len * d;
-    transpose(k + k_at(s, b, 0, kh), s.k_row_stride, s.kv_len, d, kt, ldt);
-    transpose(v + v_at(s, b, 0, kh), s.v_row_stride, s.kv_len, d, vt, ldt);
-    pack_rows(k + k_at(s, b, 0, kh), s.k_row_stride, s.kv_len, d, kp);
-    for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
-      pack_rows(q + q_at(s, b, 0, h), s.q_row_stride, s.q_len, d, qp);
-      pack_rows(d_o + o_at(s, b, 0, h), s.q_heads * d, s.q_len, d, gp);
-      for (int64_t c0 = 0; c0 < s.q_len; c0 += kChunk) {
-        const int64_t c1 = std::min(s.q_len, c0 + kChunk);
-        for (int64_t t0 = c0; t0 < c1; t0 += kRows) {
-          const int rows = int(std::min<int64_t>(kRows, c1 - t0));
-          const int64_t n16 = pad16(visible(s, t0 + rows - 1));
-          float *pr = p + (t0 - c0) * ldt, *dsr = ds + (t0 - c0) * ldt;
-          score_tile(qp + t0 * d, d, rows, kt, ldt, d, n16, pr, ldt);
-          score_tile(gp + t0 * d, d, rows, vt, ldt, d, n16, dsr, ldt);  // dP
-          for (int r = 0; r < rows; ++r) {
-            float *pj = pr + r * ldt, *dj = dsr + r * ldt;
-            exp_row(pj, visible(s, t0 + r), n16, s.scale, lse[lse_at(s, b, h, t0 + r)]);
-            __m512 acc = _mm512_setzero_ps();
-            for (int64_t j = 0; j < n16; j += 16)
-              acc = _mm512_fmadd_ps(_mm512_loadu_ps(pj + j), _mm512_loadu_ps(dj + j), acc);
-            const __m512 delta = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), sc = _mm512_set1_ps(s.scale);
-            for (int64_t j = 0; j < n16; j += 16) {  // dS = scale P (dP - delta); P = 0 masks hidden keys
-              const __m512 pv = _mm512_loadu_ps(pj + j);
-              _mm512_storeu_ps(dj + j, _mm512_mul_ps(_mm512_mul_ps(sc, pv), _mm512_sub_ps(_mm512_loadu_ps(dj + j), delta)));
-            }
-          }
-          if (dq != nullptr)
-            weighted_sum(rows, dsr, ldt, 1, kp, d, visible(s, t0 + rows - 1), d, dq + q_at(s, b, t0, h), s.q_row_stride,
-                         true);
-        }
-        // Key j is seen by queries t >= j - offset; rows of P / dS are zero past their visible keys up to a
-        // multiple of 16, which covers every 8-key block whose first key a row sees.
-        const int64_t keys = visible(s, c1 - 1);
-        for (int64_t j = 0; j < keys; j += kOutRows) {
-          const int n = int(std::min<int64_t>(kOutRows, keys - j));
-          const int64_t tf = std::max(c0, j - s.query_offset);
-          const float* wp = p + (tf - c0) * ldt + j;
-          const float* wd = ds + (tf - c0) * ldt + j;
-          if (dv != nullptr)
-            weighted_sum(n, wp, 1, ldt, gp + tf * d, d, c1 - tf, d, dv + v_at(s, b, j, kh), s.v_row_stride, true);
-          if (dk != nullptr)
-            weighted_sum(n, wd, 1, ldt, qp + tf * d, d, c1 - tf, d, dk + k_at(s, b, j, kh), s.k_row_stride, true);
-        }
-      }
-    }
-  }
+  backward_blocked<Avx512>(s, q, k, v, d_o, lse, dq, dk, dv);
 }
 
 }  // namespace nq::attention
