@@ -173,6 +173,40 @@ TEST(Gemm, F32PathsGiveTheBlockedDriversBits) {
   }
 }
 
+// Skinny products (n at most a third of the tile, e.g. LoRA's rank 8, B stored (n, k)) run transposed; every column
+// must keep the bits it has inside a wide product (the same B plus 48 more columns, which takes the direct path).
+// All four layouts are checked, whichever path each takes.
+TEST(Gemm, F32SkinnyProductsGiveTheWideProductsBits) {
+  uint64_t seed = 900;
+  for (nq_isa isa : supported_isas()) {
+    IsaScope scope(isa);
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 1.0f, 0.5f})
+          for (const Shape& s : {Shape{256, 8, 768}, Shape{200, 1, 7}, Shape{130, 5, 1000}, Shape{96, 16, 64}}) {
+            const int64_t extra = 48, wide = s.n + extra;
+            const auto a = randn(size_t(s.m * s.k), seed++), bw = randn(size_t(wide * s.k), seed++);
+            const auto bias = randn(size_t(wide), seed++), cw0 = randn(size_t(s.m * wide), seed++);
+            // B (wide) as stored for tb, and its first n columns in the same layout.
+            std::vector<float> b(size_t(s.n * s.k));
+            for (int64_t j = 0; j < s.n; ++j)
+              for (int64_t p = 0; p < s.k; ++p)
+                b[size_t(tb ? j * s.k + p : p * s.n + j)] = bw[size_t(tb ? j * s.k + p : p * wide + j)];
+            std::vector<float> c(size_t(s.m * s.n)), cw = cw0;
+            for (int64_t i = 0; i < s.m; ++i)
+              for (int64_t j = 0; j < s.n; ++j) c[size_t(i * s.n + j)] = cw0[size_t(i * wide + j)];
+            const float* bp = beta == 0.5f ? bias.data() : nullptr;
+            ASSERT_EQ(nq_gemm_f32(ta, tb, s.m, s.n, s.k, a.data(), b.data(), beta, bp, c.data()), NQ_OK);
+            ASSERT_EQ(nq_gemm_f32(ta, tb, s.m, wide, s.k, a.data(), bw.data(), beta, bp, cw.data()), NQ_OK);
+            SCOPED_TRACE(testing::Message() << isa_name(isa) << " ta=" << ta << " tb=" << tb << " m=" << s.m
+                                            << " n=" << s.n << " k=" << s.k << " beta=" << beta);
+            ASSERT_TRUE(all_finite(c));
+            for (int64_t i = 0; i < s.m; ++i)
+              ASSERT_EQ(0, std::memcmp(&c[size_t(i * s.n)], &cw[size_t(i * wide)], size_t(s.n) * sizeof(float))) << "row " << i;
+          }
+  }
+}
+
 TEST(Gemm, F32LargeKLinearLayerShapes) {
   // Y = X W^T at K = 16384 (long accumulation) through the fastest path.
   const Shape s{3, 96, 16384};

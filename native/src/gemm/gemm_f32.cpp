@@ -1,6 +1,9 @@
 // fp32 and bf16 GEMM: C (M,N) = beta*C + op(A) op(B) + bias, fp32 operands in fp32, bf16 or fp16 compute.
 #include "gemm/gemm_f32.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "gemm/driver.h"
@@ -51,6 +54,30 @@ void gemm_fast(const Ukernel& uk, int64_t m, int64_t n, int64_t k, const View& a
   gemm_packed(uk, m, n, k, PackA<View>{av, uk.a_fmt, round}, PackB<View>{bv, uk.b_fmt, round}, beta, bias, c);
 }
 
+// C (m, n) whose n fills at most a third of the micro-kernel's nr columns (LoRA's rank-8 products: 8 of 48) and
+// whose m would fill many: computed as C^T = op(B)^T op(A)^T (n rows of m) in scratch and transposed back. Each
+// element is the same chain of FMAs over k and C starts from the same beta*C + bias, so the bits equal the direct
+// product's (tested).
+void gemm_f32_skinny(const Ukernel& uk, int64_t m, int64_t n, int64_t k, const ViewF32& av, const ViewF32& bv,
+                     float beta, const float* bias, float* c) {
+  std::vector<float> t(size_t(n * m));  // C^T (n, m)
+  const bool acc = beta != 0.0f || bias != nullptr;
+  if (acc) {  // C^T as gemm_packed leaves C before accumulating into it
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) t[size_t(j * m + i)] = c[i * n + j];
+    if (!(beta == 1.0f && bias == nullptr)) {
+      std::vector<float> bias_col(static_cast<size_t>(m));  // C^T's "bias" is per row: prepare_output row by row
+      for (int64_t j = 0; j < n; ++j) {
+        if (bias) std::fill(bias_col.begin(), bias_col.end(), bias[j]);
+        prepare_output(&t[size_t(j * m)], 1, m, beta, bias ? bias_col.data() : nullptr);
+      }
+    }
+  }
+  gemm_fast(uk, n, m, k, bv, av, false, acc ? 1.0f : 0.0f, nullptr, t.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * n + j] = t[size_t(j * m + i)];
+}
+
 // fp32 operands, fp32 compute.
 void gemm_f32_run(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
                   const float* bias, float* c) {
@@ -64,6 +91,8 @@ void gemm_f32_run(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const
     gemv_f32_nn_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dX = dY W at decode sizes
   } else if (k <= kRankMaxK && tb == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
     gemm_f32_rank_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dW += dY^T X of one token
+  } else if (tb == 1 && 3 * n <= uk->nr && m >= 2 * uk->nr) {  // with B (n, k) rows: 256x8x768 1.67x; NN was slower
+    gemm_f32_skinny(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, beta, bias, c);
   } else {
     gemm_fast(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, false, beta, bias, c);
   }
