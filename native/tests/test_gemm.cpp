@@ -173,9 +173,8 @@ TEST(Gemm, F32PathsGiveTheBlockedDriversBits) {
   }
 }
 
-// Skinny products (n at most a third of the tile, e.g. LoRA's rank 8, B stored (n, k)) run transposed; every column
-// must keep the bits it has inside a wide product (the same B plus 48 more columns, which takes the direct path).
-// All four layouts are checked, whichever path each takes.
+// Skinny products (n at most a third of the tile, e.g. LoRA's rank 8) run transposed; every column must keep the
+// bits it has inside a wide product (the same B plus 48 more columns, which takes the direct path).
 TEST(Gemm, F32SkinnyProductsGiveTheWideProductsBits) {
   uint64_t seed = 900;
   for (nq_isa isa : supported_isas()) {

@@ -57,7 +57,8 @@ void gemm_fast(const Ukernel& uk, int64_t m, int64_t n, int64_t k, const View& a
 // C (m, n) whose n fills at most a third of the micro-kernel's nr columns (LoRA's rank-8 products: 8 of 48) and
 // whose m would fill many: computed as C^T = op(B)^T op(A)^T (n rows of m) in scratch and transposed back. Each
 // element is the same chain of FMAs over k and C starts from the same beta*C + bias, so the bits equal the direct
-// product's (tested).
+// product's (tested). GPT-2 LoRA r=8 on c_attn, one layer's six products: 1,455 -> 777 us (dB = g^T h 681 -> 213,
+// dh = g B 450 -> 255).
 void gemm_f32_skinny(const Ukernel& uk, int64_t m, int64_t n, int64_t k, const ViewF32& av, const ViewF32& bv,
                      float beta, const float* bias, float* c) {
   std::vector<float> t(size_t(n * m));  // C^T (n, m)
@@ -91,7 +92,7 @@ void gemm_f32_run(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const
     gemv_f32_nn_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dX = dY W at decode sizes
   } else if (k <= kRankMaxK && tb == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
     gemm_f32_rank_avx512(m, n, k, a, s.a_rs, s.a_ks, b, beta, bias, c);  // dW += dY^T X of one token
-  } else if (tb == 1 && 3 * n <= uk->nr && m >= 2 * uk->nr) {  // with B (n, k) rows: 256x8x768 1.67x; NN was slower
+  } else if (3 * n <= uk->nr && m >= 2 * uk->nr) {
     gemm_f32_skinny(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, beta, bias, c);
   } else {
     gemm_fast(*uk, m, n, k, ViewF32{a, s.a_rs, s.a_ks}, ViewF32{b, s.b_ns, s.b_ks}, false, beta, bias, c);
