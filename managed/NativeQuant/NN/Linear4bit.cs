@@ -32,8 +32,7 @@ public sealed unsafe class Linear4bit : Module<Tensor, Tensor>, IRowRangeWeight
     public NqComputeType ComputeDtype
     {
         get => _compute;
-        set => _compute = value is NqComputeType.F32 or NqComputeType.F16 or NqComputeType.Bf16 ? value
-            : throw new ArgumentOutOfRangeException(nameof(value), value, "Linear4bit computes in F32, F16 or BF16");
+        set => _compute = QuantConfig.RequireFloatCompute(value, "Linear4bit");
     }
     private NqComputeType _compute = NqComputeType.F32;
 

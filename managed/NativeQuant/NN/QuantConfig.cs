@@ -26,6 +26,12 @@ public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQua
     /// <summary>The compute precision 4-bit layers get.</summary>
     public NqComputeType Compute => ComputeDtype ?? NqComputeType.F32;
 
+    /// <summary><paramref name="value"/> if a floating-point layer can compute in it (F32, F16, BF16), else an error
+    /// naming <paramref name="layer"/>.</summary>
+    public static NqComputeType RequireFloatCompute(NqComputeType value, string layer) =>
+        value is NqComputeType.F32 or NqComputeType.F16 or NqComputeType.Bf16 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, $"{layer} computes in F32, F16 or BF16");
+
     /// <summary>--compute-dtype: f32 | f16 (also torch's names float32 / float16).</summary>
     public static NqComputeType ParseComputeDtype(string text) => text.ToLowerInvariant() switch
     {

@@ -1,7 +1,6 @@
 // fp32 and bf16 GEMM: C (M,N) = beta*C + op(A) op(B) + bias, fp32 operands in fp32, bf16 or fp16 compute.
 #include "gemm/gemm_f32.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -63,16 +62,10 @@ void gemm_f32_skinny(const Ukernel& uk, int64_t m, int64_t n, int64_t k, const V
                      float beta, const float* bias, float* c) {
   std::vector<float> t(size_t(n * m));  // C^T (n, m)
   const bool acc = beta != 0.0f || bias != nullptr;
-  if (acc) {  // C^T as gemm_packed leaves C before accumulating into it
+  if (acc) {  // C as gemm_packed leaves it before accumulating, then transposed
+    if (!(beta == 1.0f && bias == nullptr)) prepare_output(c, m, n, beta, bias);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) t[size_t(j * m + i)] = c[i * n + j];
-    if (!(beta == 1.0f && bias == nullptr)) {
-      std::vector<float> bias_col(static_cast<size_t>(m));  // C^T's "bias" is per row: prepare_output row by row
-      for (int64_t j = 0; j < n; ++j) {
-        if (bias) std::fill(bias_col.begin(), bias_col.end(), bias[j]);
-        prepare_output(&t[size_t(j * m)], 1, m, beta, bias ? bias_col.data() : nullptr);
-      }
-    }
   }
   gemm_fast(uk, n, m, k, bv, av, false, acc ? 1.0f : 0.0f, nullptr, t.data());
   for (int64_t i = 0; i < m; ++i)
