@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "cpu/cpu.h"
+#include "gemm/f16_chunk.h"
 #include "gemm/gemm_f32_f16.h"
+#include "gemm/ukernel.h"
 #include "nativequant.h"
 #ifdef NQ_HAVE_OPENBLAS
 #include <cblas.h>
@@ -462,6 +465,53 @@ void BM_HeadF16PackB(benchmark::State& st) {
       benchmark::Counter(double(vocab * width) * 4e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_HeadF16PackB)->Arg(0)->Arg(1)->ArgName("V")->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The fp16 micro-kernel alone, on the calling thread, in run_gemm's loop nest and tile order (K blocks of
+// 384, B blocks of 480 columns, 8-row panels, 96-column tiles into a C of M x N): A packed per K block and
+// one B block reused (it sits in L2 as a freshly packed block would), so no packing is timed. Full tiles only
+// (N a multiple of 96, M of 8). GPT-2 training shapes: forward N x K and the backward dX (N = 768); the head
+// (50208 ~ 50257 columns, 64-row chunks as LinearCrossEntropy runs it) and its dX (K = 50240).
+void BM_F16Ukernel(benchmark::State& st) {
+  namespace g = nq::gemm;
+  if (!nq::cpu::use_avx512fp16()) return st.SkipWithError("no AVX-512 FP16");
+  const g::Ukernel& uk = g::kUkF16Avx512;
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2), kc_max = g::kc_for(uk), nc_max = g::nc_for(uk);
+  const int64_t k_blocks = (k + kc_max - 1) / kc_max, m_tiles = m / g::kF16Mr;
+  const int64_t a_panel = kc_max / g::kF16Chunk * g::kF16AChunkBytes, b_panel = kc_max / g::kF16Chunk * g::kF16BChunkBytes;
+  std::vector<uint8_t> a(size_t(k_blocks * m_tiles * a_panel)), b(size_t(nc_max / g::kF16Nr * b_panel));
+  const auto x = randn(size_t(m * k), 1), y = randn(b.size() / 2, 2);
+  for (int64_t pc = 0; pc < k_blocks; ++pc)
+    for (int64_t t = 0; t < m_tiles; ++t)
+      g::pack_a_f16_avx512fp16(x.data() + t * g::kF16Mr * k + pc * kc_max, k, g::kF16Mr,
+                               std::min(kc_max, k - pc * kc_max), a.data() + (pc * m_tiles + t) * a_panel);
+  for (size_t c = 0; c < b.size() / g::kF16BChunkBytes; ++c) {  // fp16 values in (-1, 1), scales ~ 2^-3
+    uint8_t* chunk = b.data() + c * g::kF16BChunkBytes;
+    for (int64_t i = 0; i < g::kF16Chunk * g::kF16Nr; ++i) {
+      const uint16_t v = g::f16_bits(std::tanh(y[c * g::kF16Chunk * g::kF16Nr + size_t(i)]));
+      std::memcpy(chunk + 2 * i, &v, 2);
+    }
+    for (int j = 0; j < g::kF16Nr; ++j) {
+      const float s = g::pow2f(-3 - j % 3);
+      std::memcpy(chunk + g::kF16BScaleOffset + 4 * j, &s, 4);
+    }
+  }
+  std::vector<float> c(size_t(m * n));
+  for (auto _ : st)
+    for (int64_t pc = 0; pc < k_blocks; ++pc) {
+      const int64_t groups = g::chunks_of(std::min(kc_max, k - pc * kc_max));
+      for (int64_t jc = 0; jc < n; jc += nc_max)
+        for (int64_t t = 0; t < m_tiles; ++t)
+          for (int64_t j = jc; j < std::min(n, jc + nc_max); j += g::kF16Nr)
+            uk.run(groups, a.data() + (pc * m_tiles + t) * a_panel, b.data() + (j - jc) / g::kF16Nr * b_panel,
+                   c.data() + t * g::kF16Mr * n + j, n, pc > 0);
+    }
+  benchmark::DoNotOptimize(c.data());
+  set_rate(st, 2.0 * m * n * k, kFloorF16Gflops / 2);
+}
+BENCHMARK(BM_F16Ukernel)
+    ->Args({256, 2304, 768})->Args({256, 768, 768})->Args({256, 3072, 768})->Args({256, 768, 3072})
+    ->Args({256, 768, 2304})->Args({64, 50208, 768})->Args({64, 768, 50240})
+    ->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifdef NQ_HAVE_DNNL
 // oneDNN matmul Y = X W^T (W stored (N,K) row-major = (K,N) with tag ba) in bf16 -> f32 or
