@@ -97,7 +97,7 @@ internal static class Engine
             if (input == null || !input.RequiresGrad) return;
             if (Existing(input) is { } g)
             {
-                System.Numerics.Tensors.TensorPrimitives.Add(g.Data, grad.Data, g.Data);
+                Functional.AddParallel(g, grad, g);
                 return;
             }
             var shape = input.Shape.ToArray();
@@ -106,7 +106,11 @@ internal static class Engine
                 HandedOut = null;
                 Store(input, TensorScope.Unscoped(() => grad.ViewRaw(shape)));
             }
-            else grad.Data.CopyTo(Store(input, TensorScope.Unscoped(() => Tensor.Empty(shape))).Data);
+            else
+            {
+                var copy = Store(input, TensorScope.Unscoped(() => Tensor.Empty(shape)));
+                SpinPool.ForRanges((int)grad.NumElements, Functional.ElementwiseParallelElements, (i0, i1) => grad.Data[i0..i1].CopyTo(copy.Data[i0..i1]));
+            }
         }
 
         private Tensor? Existing(Tensor input) => input.IsLeaf ? input.Grad : Grads.GetValueOrDefault(input);

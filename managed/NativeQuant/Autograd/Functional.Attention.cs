@@ -27,6 +27,46 @@ public static unsafe partial class Functional
         return record ? Record(y, new AttentionNode(q, k, v, lse!, shape)) : y;
     }
 
+    /// <summary>
+    /// Causal self-attention over a fused projection: qkv (B, T, 3·H·D), each row q | k | v with heads contiguous
+    /// (GPT-2's c_attn output) -> (B, T, H, D). Same values as <see cref="Attention(Tensor, Tensor, Tensor, int)"/> on
+    /// the three narrowed copies; the kernel reads q/k/v in place and its backward adds dq/dk/dv straight into qkv's
+    /// one gradient (no narrow copies, per-operand gradient buffers and adds back).
+    /// </summary>
+    public static Tensor Attention(Tensor qkv, int heads)
+    {
+        RequireFloat(qkv, "Attention", nameof(qkv));
+        if (qkv.Rank != 3 || !qkv.IsContiguous || heads < 1 || qkv.Size(2) % (3 * heads) != 0)
+            throw new ArgumentException($"Attention: expected contiguous (B, T, 3·{heads}·D) qkv, got {qkv.ShapeString}");
+        int b = qkv.Size(0), t = qkv.Size(1), c = qkv.Size(2) / 3;
+        var shape = new NqAttentionShape
+        {
+            Batch = b, QLen = t, KvLen = t, QHeads = heads, KvHeads = heads, HeadDim = c / heads,
+            QBatchStride = (long)t * 3 * c, QRowStride = 3 * c,
+            KBatchStride = (long)t * 3 * c, KRowStride = 3 * c,
+            VBatchStride = (long)t * 3 * c, VRowStride = 3 * c,
+            Scale = 1f / MathF.Sqrt(c / heads),
+        };
+        var y = Tensor.Empty([b, t, heads, c / heads]);
+        bool record = Recording(qkv);
+        var lse = record ? Tensor.Empty([b, heads, t]) : null;
+        float* p = qkv.DataPointer;
+        Nq.Check(NativeMethods.nq_attention_forward(&shape, p, p + c, p + 2 * c, y.DataPointer, lse == null ? null : lse.DataPointer));
+        return record ? Record(y, new FusedQkvAttentionNode(qkv, lse!, shape)) : y;
+    }
+
+    private sealed class FusedQkvAttentionNode(Tensor qkv, Tensor lse, NqAttentionShape shape) : Node([qkv], [qkv])
+    {
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            if (sink.For(qkv) is not { } gqkv) return;
+            var s = shape;
+            long c = s.QHeads * s.HeadDim;
+            float* p = qkv.DataPointer, d = gqkv.DataPointer;
+            Nq.Check(NativeMethods.nq_attention_backward(&s, p, p + c, p + 2 * c, g.DataPointer, lse.DataPointer, d, d + c, d + 2 * c));
+        }
+    }
+
     // Sizes and strides for the kernel; the kernel checks the rest (head counts, kv length vs offset, strides).
     private static NqAttentionShape AttentionShape(Tensor q, Tensor k, Tensor v, int queryOffset)
     {

@@ -40,6 +40,37 @@ public static unsafe partial class Functional
         return Recording(x, weight, bias) ? Record(y, new AffineNode(x, weight, bias, weightIsInOut, compute)) : y;
     }
 
+    /// <summary>y + x(..., in) · weightᵀ, weight (out, in), y (..., out), fp32: LoRA's up-projection added to the base
+    /// layer's output. <paramref name="y"/> is consumed: when no tape node reads its data the product accumulates into
+    /// its buffer (a GEMM with beta 1, the same bits as the product plus an add), which the result then shares, so no
+    /// (..., out) temporary, add pass or gradient copy is made; the caller must not use y afterwards.</summary>
+    public static Tensor AddLinear(Tensor y, Tensor x, Tensor weight)
+    {
+        RequireFloat(y, "AddLinear", nameof(y));
+        if (y.SavedForBackward || y.IsLeaf && y.RequiresGrad) return Add(y, Linear(x, weight));  // y must stay as it is
+        RequireFloat(x, "AddLinear", nameof(x));
+        RequireFloat(weight, "AddLinear", nameof(weight));
+        if (weight.Rank != 2 || LastDim(x, "AddLinear") != weight.Size(1) || LastDim(y, "AddLinear") != weight.Size(0) ||
+            y.NumElements / weight.Size(0) != x.NumElements / weight.Size(1))
+            throw new ArgumentException($"AddLinear: x {x.ShapeString} · weight {weight.ShapeString}ᵀ does not match y {y.ShapeString}");
+        int m = (int)(x.NumElements / weight.Size(1));
+        Gemm.Sgemm(false, true, m, weight.Size(0), weight.Size(1), x.DataPointer, weight.DataPointer, 1f, y.DataPointer);
+        var z = y.ViewRaw(y.Shape.ToArray());
+        return Recording(y, x, weight) ? Record(z, new AddLinearNode(y, x, weight)) : z;
+    }
+
+    // dy = g (passed through), dx and dW as the Linear's.
+    private sealed class AddLinearNode(Tensor y, Tensor x, Tensor w) : Node([y, x, w], [w.RequiresGrad ? x : null, x.RequiresGrad ? w : null])
+    {
+        private readonly AffineNode _linear = new(x, w, null, false, NqComputeType.F32);
+
+        protected internal override void Backward(Tensor g, GradSink sink)
+        {
+            _linear.Backward(g, sink);
+            sink.Accumulate(y, g);
+        }
+    }
+
     private static void AddBiasRows(Span<float> y, ReadOnlySpan<float> bias)
     {
         for (int off = 0; off < y.Length; off += bias.Length) TensorPrimitives.Add(y.Slice(off, bias.Length), bias, y.Slice(off, bias.Length));
@@ -56,15 +87,23 @@ public static unsafe partial class Functional
         {
             int inF = x.Size(-1), outF = g.Size(-1);
             int m = (int)(x.NumElements / inF);
-            if (sink.ForWrite(x, out bool fresh) is { } gx)
+            var gx = sink.ForWrite(x, out bool fresh);
+            var gw = sink.For(w);
+            // dx(m,in) [+]= g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
+            void Dx() => Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, fresh ? 0f : 1f, gx!.DataPointer, compute);
+            void Dw()
             {
-                // dx(m,in) [+]= g(m,out) · W(out,in)   [Linear]   or   g · W(in,out)ᵀ   [MatMul]
-                Gemm.Sgemm(false, inOut, m, inF, outF, g.DataPointer, w.DataPointer, fresh ? 0f : 1f, gx.DataPointer, compute);
+                if (inOut) Gemm.Sgemm(true, false, inF, outF, m, x.DataPointer, g.DataPointer, 1f, gw!.DataPointer); // dW(in,out) += xᵀ·g
+                else Gemm.Sgemm(true, false, outF, inF, m, g.DataPointer, x.DataPointer, 1f, gw!.DataPointer);      // dW(out,in) += gᵀ·x
             }
-            if (sink.For(w) is { } gw)
+            // Products the native library runs on one thread (LoRA's rank-r factors, 0.1-0.25 ms each) are independent:
+            // dx and dW side by side on both cores.
+            if (gx != null && gw != null && (long)m * inF * outF < Gemm.NativeSerialWork && SpinPool.Width > 1)
+                SpinPool.For(2, p => { if (p == 0) Dx(); else Dw(); });
+            else
             {
-                if (inOut) Gemm.Sgemm(true, false, inF, outF, m, x.DataPointer, g.DataPointer, 1f, gw.DataPointer); // dW(in,out) += xᵀ·g
-                else Gemm.Sgemm(true, false, outF, inF, m, g.DataPointer, x.DataPointer, 1f, gw.DataPointer);      // dW(out,in) += gᵀ·x
+                if (gx != null) Dx();
+                if (gw != null) Dw();
             }
             if (b != null && sink.For(b) is { } gb) SumRowsInto(g.Data, gb.Data);
         }

@@ -92,8 +92,10 @@ public static unsafe partial class Functional
             if (ts[r] == ignoreIndex) { row.Clear(); nll[r] = 0; }
             else nll[r] = CrossEntropyGradInPlace(row, ts[r], scale);
         }
+        // Both cores through the SpinPool (a few row ranges per thread), not Parallel.For: the thread pool's workers
+        // outnumber the cores and keep spinning after the job, against the OpenMP worker.
         if ((long)m * v < Gemm.ParallelThreshold) { for (int r = 0; r < m; r++) Row(r); }
-        else Parallel.For(0, m, Row);
+        else SpinPool.ForRanges(m, 2, (r0, r1) => { for (int r = r0; r < r1; r++) Row(r); });
     }
 
     private sealed class HeadCrossEntropyNode(Tensor hidden, Tensor? weight, Tensor? gxUnit, Tensor? gwUnit) : Node(hidden, weight)

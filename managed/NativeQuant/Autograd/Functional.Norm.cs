@@ -124,15 +124,28 @@ public static partial class Functional
     /// <summary>Σ x accumulated in double, vectorized (float lanes widened).</summary>
     internal static double SumInDouble(ReadOnlySpan<float> x)
     {
-        Vector256<double> sum = default;
+        var sum = SumVectors(default, x, out int end);
+        return SumTail(sum, x[end..]);
+    }
+
+    // sum + x's 8-float vectors widened, in order; end: where they stop (x.Length rounded down to a multiple of 8).
+    private static Vector256<double> SumVectors(Vector256<double> sum, ReadOnlySpan<float> x, out int end)
+    {
         int i = 0;
         for (; i + Vector256<float>.Count <= x.Length; i += Vector256<float>.Count)
         {
             var v = Vector256.Create(x.Slice(i, Vector256<float>.Count));
             sum += Vector256.WidenLower(v) + Vector256.WidenUpper(v);
         }
+        end = i;
+        return sum;
+    }
+
+    // The lanes of sum, then the tail elements one by one.
+    private static double SumTail(Vector256<double> sum, ReadOnlySpan<float> tail)
+    {
         double total = Vector256.Sum(sum);
-        for (; i < x.Length; i++) total += x[i];
+        foreach (float f in tail) total += f;
         return total;
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using NativeQuant.Autograd;
+using NativeQuant.Interop;
 using NativeQuant.NN;
 using NativeQuant.Tensors;
 using Tensor = NativeQuant.Tensors.Tensor;
@@ -64,8 +65,11 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         var low = Child<ModuleDict<Linear>>("lora_A")[AdapterName].Forward(dropped);   // (..., r)
         // Scaling the rank-r product rather than the (..., out) one: same value up to rounding, r/out of the work
         // and no extra (..., out) activation kept until the step ends.
-        var up = Child<ModuleDict<Linear>>("lora_B")[AdapterName].Forward(Functional.Scale(low, Scaling));  // (..., out)
-        return Functional.Add(y, up);
+        var scaled = Functional.Scale(low, Scaling);
+        var loraB = Child<ModuleDict<Linear>>("lora_B")[AdapterName];
+        // y is this layer's own fresh output: the up-projection accumulates into it (no (..., out) temporary).
+        if (loraB.Bias == null && loraB.ComputeDtype == NqComputeType.F32) return Functional.AddLinear(y, scaled, loraB.Weight);
+        return Functional.Add(y, loraB.Forward(scaled));  // (..., out)
     }
 
     /// <summary>scaling · B·A as a new (out, in) tensor (the update merging adds to the base weight).</summary>

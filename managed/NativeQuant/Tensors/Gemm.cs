@@ -37,10 +37,11 @@ internal static unsafe class Gemm
         {
             try
             {
-                Nq.Check(NativeMethods.nq_gemm_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, b, beta, bias, c));
+                if (!transA && SplitsRows(m, n, k)) NativeRowRanges(transB, m, n, k, a, b, beta, c, bias);
+                else Nq.Check(NativeMethods.nq_gemm_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, b, beta, bias, c));
                 return;
             }
-            catch (EntryPointNotFoundException) { s_nativeMissing = true; }
+            catch (Exception e) when (e is EntryPointNotFoundException || e.InnerException is EntryPointNotFoundException) { s_nativeMissing = true; }
         }
         ManagedSgemm(transA, transB, m, n, k, a, transA ? m : k, b, transB ? k : n, beta, c, n);
         if (bias != null)
@@ -67,6 +68,37 @@ internal static unsafe class Gemm
         }
         if (m <= 0 || n <= 0) return;
         Nq.Check(NativeMethods.nq_gemm_f32_compute(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, b, beta, bias, compute, c));
+    }
+
+    /// <summary>Multiply-adds below which the native library runs an fp32 product on the calling thread (gemv.h's
+    /// 4 MiB cut-off: its passive OpenMP worker costs a futex wake).</summary>
+    internal const long NativeSerialWork = 1 << 23;
+
+    // LoRA's rank-8 products (256 x 2304 x 8, 256 x 768 x 8: 0.05-0.25 ms, six per layer) ran single-threaded, ~10 ms
+    // of a GPT-2 step. From 2^20 multiply-adds they are cut into row ranges of at least SplitRowsMin (so a skinny
+    // product stays skinny natively) that the caller and the SpinPool helper claim.
+    private const long SplitWorkMin = 1 << 20;
+    private const int SplitRowsMin = 128;
+
+    private static bool SplitsRows(int m, int n, int k)
+    {
+        long work = (long)m * n * k;
+        return work >= SplitWorkMin && work < NativeSerialWork && m >= 2 * SplitRowsMin && SpinPool.Width > 1 && SpinPool.HelpersAwake;
+    }
+
+    // C rows [i0, i1) of the product need only A rows [i0, i1) (A stored (M, K)), and each native path computes a
+    // row the same way whatever M is (same k order per element), so the parts give the bits of the whole product.
+    private static void NativeRowRanges(bool transB, int m, int n, int k, float* a, float* b, float beta, float* c, float* bias)
+    {
+        int parts = Math.Min(SpinPool.Width, m / SplitRowsMin);
+        int rows = (m / parts + 7) & ~7;
+        nint ap = (nint)a, bp = (nint)b, cp = (nint)c, biasp = (nint)bias;
+        SpinPool.For((m + rows - 1) / rows, p =>
+        {
+            int i0 = p * rows, i1 = Math.Min(m, i0 + rows);
+            Nq.Check(NativeMethods.nq_gemm_f32(0, transB ? 1 : 0, i1 - i0, n, k, (float*)ap + (long)i0 * k, (float*)bp, beta,
+                                               (float*)biasp, (float*)cp + (long)i0 * n));
+        });
     }
 
     private static void ManagedSgemm(bool transA, bool transB, int m, int n, int k,

@@ -48,4 +48,30 @@ public class AttentionTests
             }
         }
     }
+
+    // The fused-projection entry reads q/k/v in place and adds their gradients into one buffer: the same bits as
+    // attention over the three narrowed copies, forward and backward (GPT-2's layout: 3 heads of 20, two sequences).
+    [Test]
+    public void FusedQkv_EqualsNarrowedOperandsBitwise()
+    {
+        const int b = 2, t = 19, h = 3, d = 20, c = h * d;
+        using var scope = new TensorScope();
+        var rng = new Random(7);
+        var qkv = Tensor.RandN([b, t, 3 * c], rng, 1f);
+        qkv.RequiresGrad = true;
+        var dy = Tensor.RandN([b, t, h, d], rng, 1f);
+        var fused = Functional.Attention(Functional.Scale(qkv, 1f), h);
+        var yFused = fused.ToArray();
+        fused.Backward(dy);
+        var gFused = qkv.Grad!.ToArray();
+        qkv.Grad.Dispose();
+        qkv.Grad = null;
+
+        var x = Functional.Scale(qkv, 1f);
+        var split = Functional.Attention(Functional.NarrowLast(x, 0, c).Reshape(b, t, h, d), Functional.NarrowLast(x, c, c).Reshape(b, t, h, d),
+                                         Functional.NarrowLast(x, 2 * c, c).Reshape(b, t, h, d), 0);
+        Assert.That(yFused, Is.EqualTo(split.ToArray()));
+        split.Backward(dy);
+        Assert.That(gFused, Is.EqualTo(qkv.Grad!.ToArray()));
+    }
 }

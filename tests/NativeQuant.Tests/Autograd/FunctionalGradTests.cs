@@ -86,6 +86,40 @@ public partial class FunctionalGradTests
     public void Attention_WideHeadsSeveralRowBlocks() =>
         Check(x => Functional.Attention(x[0], x[1], x[2], 2), L(1, 6, 4, 20), L(1, 8, 2, 20), L(1, 8, 2, 20));
 
+    // q | k | v side by side in each row of a fused projection, two heads of 4.
+    [Test]
+    public void Attention_FusedQkv() => Check(x => Functional.Attention(Functional.Scale(x[0], 1f), 2), L(2, 5, 24));
+
+    // y an intermediate nothing reads (the GEMM accumulates into it) and a leaf (y + x·Wᵀ into a new tensor).
+    [Test] public void AddLinear_IntoIntermediate() => Check(x => Functional.AddLinear(Functional.Scale(x[0], 2f), x[1], x[2]), L(2, 3, 4), L(2, 3, 5), L(4, 5));
+    [Test] public void AddLinear_LeafOperand() => Check(x => Functional.AddLinear(x[0], x[1], x[2]), L(6, 4), L(6, 5), L(4, 5));
+
+    // Accumulating into y (a GEMM with beta 1) gives the bits of the product plus an add pass, and the same gradients.
+    [Test]
+    public void AddLinear_EqualsAddOfLinearBitwise()
+    {
+        using var scope = new TensorScope();
+        var rng = new Random(5);
+        var y0 = Tensor.RandN([64, 96], rng);
+        var x = Tensor.RandN([64, 8], rng);
+        var w = Tensor.RandN([96, 8], rng);
+        var dz = Tensor.RandN([64, 96], rng);
+        y0.RequiresGrad = x.RequiresGrad = w.RequiresGrad = true;
+        float[][] Run(bool fused)
+        {
+            var y = Functional.Scale(y0, 1f);
+            var z = fused ? Functional.AddLinear(y, x, w) : Functional.Add(y, Functional.Linear(x, w));
+            var value = z.ToArray();
+            z.Backward(dz);
+            var result = new[] { value, y0.Grad!.ToArray(), x.Grad!.ToArray(), w.Grad!.ToArray() };
+            foreach (var t in new[] { y0, x, w }) { t.Grad!.Dispose(); t.Grad = null; }
+            return result;
+        }
+        var expected = Run(false);
+        var actual = Run(true);
+        for (int i = 0; i < expected.Length; i++) Assert.That(actual[i], Is.EqualTo(expected[i]), $"output/gradient {i}");
+    }
+
     [Test]
     public void CrossEntropy_WithIgnoredTargets()
     {

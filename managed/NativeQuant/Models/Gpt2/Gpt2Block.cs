@@ -21,13 +21,13 @@ public sealed class Gpt2Attention : Module
     {
         int b = x.Size(0), t = x.Size(1), c = _c.NEmbd;
         var qkv = Child<Module<Tensor, Tensor>>("c_attn").Forward(x);                      // (B,T,3C)
-        var q = Functional.NarrowLast(qkv, 0, c).Reshape(b, t, _c.NHead, _c.HeadDim);       // (B,T,H,D)
-        var k = Functional.NarrowLast(qkv, c, c).Reshape(b, t, _c.NHead, _c.HeadDim);
-        var v = Functional.NarrowLast(qkv, 2 * c, c).Reshape(b, t, _c.NHead, _c.HeadDim);
         Tensor y;
-        if (cache == null) y = Functional.Attention(q, k, v, 0);
+        if (cache == null) y = Functional.Attention(qkv, _c.NHead);                          // (B,T,H,D)
         else
         {
+            var q = Functional.NarrowLast(qkv, 0, c).Reshape(b, t, _c.NHead, _c.HeadDim);   // (B,T,H,D)
+            var k = Functional.NarrowLast(qkv, c, c).Reshape(b, t, _c.NHead, _c.HeadDim);
+            var v = Functional.NarrowLast(qkv, 2 * c, c).Reshape(b, t, _c.NHead, _c.HeadDim);
             var (keys, values) = cache.Append(layer, k, v);
             using (keys)
             using (values)
