@@ -203,6 +203,46 @@ TEST(GemmF32F16, InvalidArgumentsAreRejected) {
             NQ_ERR_OVERLAP);
 }
 
+// A whose packed panels exceed run_gemm's shared budget (8 MiB) is shared by the 2 threads through a ring of K
+// blocks: 136 x 9000 (24 K blocks, a ring of 20) and 1352 x 1600 (5 K blocks of 4.2 MB, a ring of 2, so a thread
+// a ring ahead packs privately). Every output is written (beta = 0 starts from NaN), both threads' results are
+// bitwise those of one thread, and rows/columns at the edges match the scalar reference.
+TEST(GemmF32F16, SharedARingMatchesOneThreadBitwise) {
+  if (!nq::cpu::use_avx512fp16()) GTEST_SKIP() << "no AVX-512 FP16";
+  const Shape shapes[] = {{136, 200, 9000}, {1352, 1400, 1600}};
+  int32_t saved = 1;
+  ASSERT_EQ(nq_threads_get(&saved), NQ_OK);
+  int v = 0;
+  for (const Shape& s : shapes)
+    for (int tb = 0; tb < 2; ++tb, ++v) {
+      const float beta = tb ? 0.0f : 1.0f;
+      const auto a = randn(size_t(s.m * s.k), uint64_t(100 + v)), b = randn(size_t(s.n * s.k), uint64_t(200 + v));
+      const auto c0 = randn(size_t(s.m * s.n), uint64_t(300 + v));
+      std::vector<float> c[2];
+      for (int threads = 1; threads <= 2; ++threads) {
+        ASSERT_EQ(nq_threads_set(threads), NQ_OK);
+        c[threads - 1] = start(c0.size(), beta, c0);
+        ASSERT_EQ(nq_gemm_f32_compute(0, tb, s.m, s.n, s.k, a.data(), b.data(), beta, nullptr, NQ_COMPUTE_F16,
+                                      c[threads - 1].data()),
+                  NQ_OK)
+            << nq_last_error_message();
+      }
+      ASSERT_EQ(nq_threads_set(saved), NQ_OK);
+      const std::string shape = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) + " tb " +
+                                std::to_string(tb);
+      ASSERT_TRUE(all_finite(c[1])) << shape;
+      ASSERT_EQ(std::memcmp(c[0].data(), c[1].data(), c[0].size() * sizeof(float)), 0) << shape;
+      // Reference on the first 9 and last 9 rows (each output depends only on its row of A and column of B).
+      for (int64_t i0 : {int64_t(0), s.m - 9}) {
+        const std::vector<float> arows(a.begin() + i0 * s.k, a.begin() + (i0 + 9) * s.k);
+        std::vector<float> ref(c0.begin() + i0 * s.n, c0.begin() + (i0 + 9) * s.n), got(ref.size());
+        nq::gemm::gemm_f32_f16_ref(0, tb, 9, s.n, s.k, arows.data(), b.data(), beta, nullptr, ref.data());
+        std::copy(c[1].begin() + i0 * s.n, c[1].begin() + (i0 + 9) * s.n, got.begin());
+        EXPECT_LT(rel_error(got, ref), kF16RefRelTol) << shape << " rows from " << i0;
+      }
+    }
+}
+
 // The SIMD B packer writes exactly the scalar chunk rule's fp16 values and scales in both layouts,
 // for zero, Inf, subnormal-max, 1e±30 and near-FLT_MAX (clamped shift) columns.
 TEST(GemmF32F16, PackBMatchesScalarChunks) {

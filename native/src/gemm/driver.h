@@ -16,7 +16,8 @@
 // Threads that split only N share one packed A (SharedA): each micro-panel is packed once, by the first
 // thread to reach it, and every thread starts its row loop at a different panel (fp16 4-bit GEMM at
 // M = 256, N = K = 768: packing A took 9-10% of the CPU time with both threads packing all of it, 5.5-6%
-// shared).
+// shared). An A larger than the shared budget is shared through a ring of K blocks (the head's
+// dX = dlogits W at K = 50257: 51 MB of fp32 A).
 #pragma once
 
 #include <omp.h>
@@ -81,40 +82,68 @@ bool plain_f32(const P&, long) {
   return false;
 }
 
-// Largest A (all K blocks) that run_gemm packs once for all threads; larger A is packed per thread.
+// Bytes of packed A that run_gemm shares among its threads: all K blocks when they fit, else a ring of K blocks.
 constexpr int64_t kSharedABytes = int64_t(8) << 20;
 
 // A packed once for a region whose threads all need every row (they split only N), in the calling
-// thread's arena: the row panels of every K block, since on a loaded box threads drift apart by several
-// K blocks (a ring of 4 K blocks left a third of the panels to private copies). No thread waits: a panel
-// that is not ready is packed into the shared slot by the first thread to claim it, or into the
-// claimer's own buffer while another thread packs it.
+// thread's arena: the row panels of `ring` K blocks, block kb in slot kb % ring. Threads drift apart by
+// several K blocks on a loaded box (a ring of 4 K blocks without a bound left a third of the panels to
+// private copies), so the ring holds every K block when it fits the budget. Nobody waits: a panel that is
+// not ready is packed into its slot by the first thread to claim it, or into the claimer's own buffer
+// while another thread packs it; a thread a whole ring ahead of another (its slot for kb still holds
+// kb - ring, which that thread may be reading) packs block kb into its own buffer.
 struct SharedA {
   uint8_t* base = nullptr;
-  std::atomic<int>* state = nullptr;  // per panel: 0 free, 1 being packed, 2 ready
-  int64_t m_tiles = 0;
+  std::atomic<int64_t>* tag = nullptr;  // per slot panel: 2 kb + 1 being packed for block kb, 2 kb + 2 ready
+  std::atomic<int64_t>* done = nullptr;  // per thread, one cache line each: K blocks it has finished
+  int64_t m_tiles = 0, ring = 0;
   size_t panel_bytes = 0;
+  int threads = 0;
+
+  static constexpr size_t kLine = 64 / sizeof(std::atomic<int64_t>);
 
   SharedA() = default;
-  SharedA(int64_t k_blocks, int64_t m_tiles_, size_t panel_bytes_) : m_tiles(m_tiles_), panel_bytes(panel_bytes_) {
-    const size_t n = size_t(k_blocks * m_tiles), states = (n * sizeof(std::atomic<int>) + 63) / 64 * 64;
-    auto* mem = static_cast<uint8_t*>(arena_get(kSlotAShared, states + n * panel_bytes));
-    state = reinterpret_cast<std::atomic<int>*>(mem);
-    for (size_t i = 0; i < n; ++i) new (&state[i]) std::atomic<int>(0);
-    base = mem + states;
+  SharedA(int64_t ring_, int64_t m_tiles_, size_t panel_bytes_, int threads_)
+      : m_tiles(m_tiles_), ring(ring_), panel_bytes(panel_bytes_), threads(threads_) {
+    const size_t n = size_t(ring * m_tiles), words = (n + kLine - 1) / kLine * kLine + size_t(threads) * kLine;
+    auto* mem = static_cast<uint8_t*>(arena_get(kSlotAShared, words * sizeof(std::atomic<int64_t>) + n * panel_bytes));
+    tag = reinterpret_cast<std::atomic<int64_t>*>(mem);
+    for (size_t i = 0; i < words; ++i) new (&tag[i]) std::atomic<int64_t>(0);
+    done = tag + (words - size_t(threads) * kLine);
+    base = mem + words * sizeof(std::atomic<int64_t>);
   }
 
-  // Row panel q of K block kb, packed by pack(dst) if nobody has yet.
+  // Ring K blocks of `m_tiles` panels that fit the budget (all `k_blocks` when they do).
+  static int64_t ring_for(int64_t k_blocks, int64_t m_tiles, size_t panel_bytes) {
+    return std::min(k_blocks, kSharedABytes / (m_tiles * int64_t(panel_bytes)));
+  }
+
+  // True when K block kb may use its slots: every thread has finished block kb - ring.
+  bool open(int64_t kb) const {
+    for (int t = 0; t < threads && kb >= ring; ++t)
+      if (done[size_t(t) * kLine].load(std::memory_order_acquire) <= kb - ring) return false;
+    return true;
+  }
+
+  void finish(int thread, int64_t kb) const { done[size_t(thread) * kLine].store(kb + 1, std::memory_order_release); }
+
+  // Row panel q of K block kb (open(kb)), packed by pack(dst) if nobody has yet.
   template <class Pack>
   const uint8_t* get(int64_t kb, int64_t q, uint8_t* own, const Pack& pack) const {
-    const size_t i = size_t(kb * m_tiles + q);
+    const size_t i = size_t(kb % ring * m_tiles + q);
     uint8_t* slot = base + i * panel_bytes;
-    int v = state[i].load(std::memory_order_acquire);
-    if (v == 2) return slot;
-    uint8_t* dst = v == 0 && state[i].compare_exchange_strong(v, 1, std::memory_order_acquire) ? slot : own;
-    pack(dst);
-    if (dst == slot) state[i].store(2, std::memory_order_release);
-    return dst;
+    const int64_t packing = 2 * kb + 1, ready = 2 * kb + 2;
+    int64_t v = tag[i].load(std::memory_order_acquire);
+    if (v == ready) return slot;
+    // An older tag is an earlier block's, which nobody reads any more (open).
+    if (v < packing && tag[i].compare_exchange_strong(v, packing, std::memory_order_acquire)) {
+      pack(slot);
+      tag[i].store(ready, std::memory_order_release);
+      return slot;
+    }
+    if (v == ready) return slot;  // the failed claim loaded the current tag
+    pack(own);
+    return own;
   }
 };
 
@@ -155,9 +184,10 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
 
   const int64_t kcmax = round_up(std::min(KC, K), kg), k_blocks = (K + KC - 1) / KC;
   const size_t a_panel_bytes = size_t(mr * kcmax * esa);
-  const bool share_a =
-      a_packed && tm == 1 && tn > 1 && k_blocks * m_tiles * int64_t(a_panel_bytes) <= kSharedABytes;
-  const SharedA shared = share_a ? SharedA(k_blocks, m_tiles, a_panel_bytes) : SharedA();
+  // A ring of one K block would leave threads no room to drift apart: every other block private.
+  const int64_t ring = SharedA::ring_for(k_blocks, m_tiles, a_panel_bytes);
+  const bool share_a = a_packed && tm == 1 && tn > 1 && ring >= std::min<int64_t>(k_blocks, 2);
+  const SharedA shared = share_a ? SharedA(ring, m_tiles, a_panel_bytes, tn) : SharedA();
 
   // An exception must not leave an OpenMP region: a thread that cannot get its scratch
   // skips its tiles and the failure is rethrown (as bad_alloc) after the region.
@@ -171,10 +201,11 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     auto* bbuf = static_cast<uint8_t*>(
         arena_get(kSlotB, size_t(round_up(std::min(NC, n1 - n0), nr) * kcmax * esb)));
     // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then,
-    // and with a shared A one private panel serves the rare panel another thread is packing.
+    // and with a shared A one private panel serves the rare panel another thread is packing (all of a K
+    // block's panels when the ring may be full).
     int64_t lda = 0;
     const bool a_in_place = uk.run_strided && direct_a(pack_a, m0, 0, lda, 0) != nullptr;
-    const int64_t apan = a_in_place || share_a ? 1 : (m1 - m0 + mr - 1) / mr;
+    const int64_t apan = a_in_place || (share_a && ring == k_blocks) ? 1 : (m1 - m0 + mr - 1) / mr;
     auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1)) * a_panel_bytes));
     const auto a_panel = [&](int64_t ir) { return abuf + (apan == 1 ? 0 : (ir - m0) / mr) * a_panel_bytes; };
     auto* ctile = static_cast<Acc*>(arena_get(kSlotC, size_t(mr * nr) * sizeof(Acc)));
@@ -192,7 +223,9 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
         pack_a(ap, ga, ir, rows, pc, kc);
       };
       const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
-      if (!share_a)
+      const int64_t kb = pc / KC;
+      const bool shared_kb = share_a && shared.open(kb);
+      if (!shared_kb)
         for (int64_t ir = m0; ir < m1; ir += mr) {
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
           if (adirect && rows == mr) continue;
@@ -208,7 +241,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
           const int64_t ir = m0 + (mstart + t) % mpan * mr;
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
           const uint8_t* abuf_p =
-              share_a ? shared.get(pc / KC, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
+              shared_kb ? shared.get(kb, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
                       : a_panel(ir);
           const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
           // C tile (ir, j) [+]= A rows x B micro-panel bp.
@@ -235,6 +268,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
           }
         }
       }
+      if (share_a) shared.finish(tj, kb);
     }
   } catch (...) {
 #pragma omp atomic write

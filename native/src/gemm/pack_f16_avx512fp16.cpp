@@ -11,6 +11,7 @@ namespace nq::gemm {
 namespace {
 
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+constexpr int64_t kPrefetchCols = 16;  // prefetch distance of the (K, N) B packer: the next 16 columns
 
 // Lanes of a 16-float load that lie inside the n values left.
 inline __mmask16 tail_mask(int64_t n) {
@@ -138,9 +139,20 @@ void pack_b_f32_f16_avx512fp16(const float* b, int64_t ldb, bool trans, uint8_t*
       for (int64_t j = 0; j < nc; j += 16) {
         const __mmask16 lanes = tail_mask(nc - j);
         const float* src = b + k * ldb + j;
+        // The same rows kPrefetchCols columns on, or the next chunk's rows past the last column: a chunk's 64
+        // rows (3 KiB apart in the head's W) are more streams than the hardware prefetchers follow (the head's
+        // W: ~25% less CPU time; 32 or 48 columns ahead did no better).
+        const int64_t jp = j + kPrefetchCols;
+        const float* pf = jp < nc                ? src + kPrefetchCols
+                          : k + kF16Chunk < kc ? b + (k + kF16Chunk) * ldb + (jp - nc)
+                                               : nullptr;
         __m512 m0 = _mm512_setzero_ps(), m1 = m0;  // two chains: vmaxps latency
         int r = 0;
         for (; r + 2 <= len; r += 2) {
+          if (pf) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf + r * ldb), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(pf + (r + 1) * ldb), _MM_HINT_T0);
+          }
           const __m512 v0 = _mm512_maskz_loadu_ps(lanes, src + r * ldb);
           const __m512 v1 = _mm512_maskz_loadu_ps(lanes, src + (r + 1) * ldb);
           _mm512_store_ps(rows[r], v0);

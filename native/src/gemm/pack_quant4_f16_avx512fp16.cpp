@@ -36,6 +36,14 @@ int64_t pack_b_quant4_f16_fwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out
         float* sc = reinterpret_cast<float*>(chunk + kF16BScaleOffset) + col;
         for (int i = 0; i < 16; ++i) sc[i] = quant4_absmax(w, ((n0 + j + i) * w.k + k0 + k) >> bs_log2);
       }
+      if (j + 32 <= nc16) {  // a slice of the next 16 W rows, whole (as the backward packer; ~5% faster from L3)
+        const int64_t steps = (kc + 31) / 32, s = k / 32;
+        for (int64_t i = s * 16 / steps; i < (s + 1) * 16 / steps; ++i) {
+          const uint8_t* row = src + (16 + i) * (w.k / 2);
+          for (int64_t b = 0; b < kc / 2; b += 64) _mm_prefetch(reinterpret_cast<const char*>(row + b), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(row + (kc + 1) / 2 - 1), _MM_HINT_T0);
+        }
+      }
       __m128i r[16];  // 32 k of 16 W rows
       for (int i = 0; i < 16; ++i)
         r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * (w.k / 2) + k / 2));
@@ -85,6 +93,17 @@ int64_t pack_b_quant4_f16_bwd_avx512fp16(const nq_quant4_weight& w, uint8_t* out
           const float up = pow2f(s);
           for (int r = 0; r < len; ++r) mult[r] *= up;
           scale = pow2f(-s);
+        }
+      }
+      // A slice of the next chunk's rows of W, whole, per column group: its 64 short runs, rows of W apart, are
+      // more streams than the hardware prefetchers follow (W from L3: 10-15% faster; one line ahead per group
+      // in the same rows: ~5%).
+      if (k + kF16Chunk < kc) {
+        const int64_t g = j / 16, groups = nc16 / 16, next = std::min<int64_t>(kF16Chunk, kc - k - kF16Chunk);
+        for (int64_t r = g * next / groups; r < (g + 1) * next / groups; ++r) {
+          const uint8_t* row = w.packed + ((k0 + k + kF16Chunk + r) * w.k + n0) / 2;
+          for (int64_t b = 0; b < nc16 / 2; b += 64) _mm_prefetch(reinterpret_cast<const char*>(row + b), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(row + nc16 / 2 - 1), _MM_HINT_T0);
         }
       }
       uint8_t* chunk = out + (j / kF16Nr) * panel_bytes + (k / kF16Chunk) * kF16BChunkBytes;
