@@ -219,7 +219,8 @@ void check_against_float64(const Case& c, nq_isa isa) {
 
 const Case kCases[] = {
     {1, 64, 0, 4, 4, 64},    // GPT-2 head size, one chunk
-    {1, 129, 3, 2, 2, 64},   // chunk boundaries (64) and a 1-row tail, offset
+    {1, 129, 3, 2, 2, 64},   // forward chunk boundaries (64) and a 1-row tail, offset
+    {1, 263, 2, 2, 1, 24},   // backward chunk boundary (256): dk, dv summed over two chunks; GQA
     {2, 37, 0, 6, 2, 48},    // stories15M head size, GQA, partial tiles
     {2, 13, 20, 4, 2, 40},   // query offset with S > T, partial vector of D
     {1, 1, 9, 6, 6, 48},     // decode step (scores read k in place)

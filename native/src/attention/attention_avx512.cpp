@@ -141,6 +141,8 @@ void score_row(const float* a, const float* b, int64_t ldb, int64_t d, int64_t n
 
 // Y_r(cols) (+)= sum_{j<n} w[r * wr + j * wc] X_j for r < rows <= 8, X_j = x + j * ldx, Y_r = y + r * ldy,
 // over NV vectors of columns (the last one masked by m). Missing rows re-read row 0 and are not stored.
+// Y's rows (outputs and gradients at model strides) are often not in cache: they are fetched ahead and, when
+// adding, read after the sum (loads before the loop would hold up its first FMAs).
 template <int NV>
 void weighted_sum_cols(int rows, const float* w, int64_t wr, int64_t wc, const float* x, int64_t ldx, int64_t n,
                        float* y, int64_t ldy, __mmask16 m, bool add) {
@@ -150,9 +152,10 @@ void weighted_sum_cols(int rows, const float* w, int64_t wr, int64_t wc, const f
 #pragma GCC unroll 8
   for (int r = 0; r < kOutRows; ++r)
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = add && r < rows ? _mm512_maskz_loadu_ps(v == NV - 1 ? m : __mmask16(0xFFFF), y + r * ldy + 16 * v)
-                                  : _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) {
+      acc[r][v] = _mm512_setzero_ps();
+      if (r < rows) _mm_prefetch(reinterpret_cast<const char*>(y + r * ldy + 16 * v), _MM_HINT_T0);
+    }
   for (int64_t j = 0; j < n; ++j, x += ldx) {
     __m512 xv[NV];
 #pragma GCC unroll 3
@@ -168,7 +171,11 @@ void weighted_sum_cols(int rows, const float* w, int64_t wr, int64_t wc, const f
   for (int r = 0; r < kOutRows; ++r)  // constant indices keep the accumulators in registers
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v)
-      if (r < rows) _mm512_mask_storeu_ps(y + r * ldy + 16 * v, v == NV - 1 ? m : __mmask16(0xFFFF), acc[r][v]);
+      if (r < rows) {
+        const __mmask16 mv = v == NV - 1 ? m : __mmask16(0xFFFF);
+        float* yv = y + r * ldy + 16 * v;
+        _mm512_mask_storeu_ps(yv, mv, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mv, yv), acc[r][v]) : acc[r][v]);
+      }
 }
 
 // The same over all d columns in as few passes of <= 3 vectors as possible, split evenly (d = 64: 2 x 32, so no

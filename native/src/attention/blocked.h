@@ -27,7 +27,10 @@
 namespace nq::attention {
 namespace {
 
-constexpr int kChunk = 64;  // query rows per forward work item and per backward P/dS buffer
+constexpr int kChunk = 64;  // query rows per forward work item
+// Query rows per backward P / dS buffer: each chunk adds its sums into every dk and dv row it reaches (a read
+// and write of rows at model strides), so training sequences (T <= 256: P, dS 2 x 272 KiB, in L2) take one.
+constexpr int kBackChunk = 256;
 constexpr int64_t kParallelWork = int64_t(1) << 18;  // multiply-adds of QK^T below which one thread runs
 
 inline int64_t pad16(int64_t n) { return (n + 15) & ~int64_t(15); }
@@ -46,10 +49,11 @@ inline int threads_for(const nq_attention_shape& s) {
   return work < kParallelWork ? 1 : nq::cpu::num_threads();
 }
 
-// Items (b, h, chunk of kChunk queries), latest chunks (most keys) first for the dynamic schedule.
-// With T >= kRows the first item of each kv head transposes its keys and packs its values into a shared
-// buffer (later items of that head wait for it: no team-wide barrier that a descheduled thread would
-// hold up); fewer queries (decoding) read k and v in place, as copying would cost more than using them.
+// Items (b, h, chunk of kChunk queries) in groups of as many heads as threads, latest chunks (most keys)
+// first within a group for the dynamic schedule: threads start on different heads. With T >= kRows the
+// first item of each kv head transposes its keys and packs its values into a shared buffer (later items of
+// that head wait for it: no team-wide barrier that a descheduled thread would hold up); fewer queries
+// (decoding) read k and v in place, as copying would cost more than using them.
 template <class K>
 void forward_blocked(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,
                      float* lse) {
@@ -71,7 +75,9 @@ void forward_blocked(const nq_attention_shape& s, const float* q, const float* k
     float* sc = static_cast<float*>(arena_get(nq::gemm::kSlotStats0, size_t(K::kRows * ldt) * 4));  // (kRows, ldt)
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < s.batch * s.q_heads * chunks; ++item) {
-      const int64_t chunk = chunks - 1 - item % chunks, bh = item / chunks, b = bh / s.q_heads, h = bh % s.q_heads;
+      const int64_t g = item / (nt * chunks), in = item % (nt * chunks);
+      const int64_t width = std::min<int64_t>(nt, s.batch * s.q_heads - g * nt);  // heads in group g
+      const int64_t chunk = chunks - 1 - in / width, bh = g * nt + in % width, b = bh / s.q_heads, h = bh % s.q_heads;
       const int64_t kh = h / group, t1 = std::min(s.q_len, (chunk + 1) * kChunk), i = b * s.kv_heads + kh;
       const float* kt = packed ? kv + i * head_size : nullptr;
       const float* vh = packed ? kt + d * ldt : v + v_at(s, b, 0, kh);
@@ -111,8 +117,8 @@ void forward_blocked(const nq_attention_shape& s, const float* q, const float* k
 }
 
 // Items (b, kv head): one owns its dk/dv rows, so no two threads add into the same gradient row.
-// Per query head of the group and chunk of kChunk queries: recompute P (from lse) and dS for the
-// chunk into (kChunk, ldt) buffers, add dS K into dq, then P^T dO into dv and dS^T Q into dk with
+// Per query head of the group and chunk of kBackChunk queries: recompute P (from lse) and dS for the
+// chunk into (kBackChunk, ldt) buffers, add dS K into dq, then P^T dO into dv and dS^T Q into dk with
 // each key's output rows held in registers across the chunk's queries that see it.
 template <class K>
 void backward_blocked(const nq_attention_shape& s, const float* q, const float* k, const float* v,
@@ -124,11 +130,12 @@ void backward_blocked(const nq_attention_shape& s, const float* q, const float* 
 #pragma omp parallel for schedule(dynamic) num_threads(nt) if (nt > 1)
   for (int64_t item = 0; item < s.batch * s.kv_heads; ++item) {
     const int64_t b = item / s.kv_heads, kh = item % s.kv_heads;
-    // K^T, V^T (d, ldt) and K (S, d); P and dS (kChunk, ldt); this head's Q and dO (T, d)
+    // K^T, V^T (d, ldt) and K (S, d); P and dS (chunk, ldt); this head's Q and dO (T, d)
     float* kt = static_cast<float*>(arena_get(nq::gemm::kSlotStats0, size_t(2 * d * ldt + s.kv_len * d) * 4));
     float *vt = kt + d * ldt, *kp = vt + d * ldt;
-    float* p = static_cast<float*>(arena_get(nq::gemm::kSlotStats1, size_t(2 * kChunk * ldt) * 4));
-    float* ds = p + kChunk * ldt;
+    const int64_t chunk = std::min<int64_t>(kBackChunk, s.q_len);
+    float* p = static_cast<float*>(arena_get(nq::gemm::kSlotStats1, size_t(2 * chunk * ldt) * 4));
+    float* ds = p + chunk * ldt;
     float* qp = static_cast<float*>(arena_get(nq::gemm::kSlotStats2, size_t(2 * s.q_len * d) * 4));
     float* gp = qp + s.q_len * d;
     K::transpose(k + k_at(s, b, 0, kh), s.k_row_stride, s.kv_len, d, kt, ldt);
@@ -137,8 +144,8 @@ void backward_blocked(const nq_attention_shape& s, const float* q, const float* 
     for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
       pack_rows(q + q_at(s, b, 0, h), s.q_row_stride, s.q_len, d, qp);
       pack_rows(d_o + o_at(s, b, 0, h), s.q_heads * d, s.q_len, d, gp);
-      for (int64_t c0 = 0; c0 < s.q_len; c0 += kChunk) {
-        const int64_t c1 = std::min(s.q_len, c0 + kChunk);
+      for (int64_t c0 = 0; c0 < s.q_len; c0 += chunk) {
+        const int64_t c1 = std::min(s.q_len, c0 + chunk);
         for (int64_t t0 = c0; t0 < c1; t0 += K::kRows) {
           const int rows = int(std::min<int64_t>(K::kRows, c1 - t0));
           const int64_t n16 = pad16(visible(s, t0 + rows - 1));
