@@ -105,19 +105,6 @@ TEST(Core, FreedLargeBuffersAreReusedWithinThePeak) {
   ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
   EXPECT_EQ(released, uint64_t(16) << 20);  // only the 16 MiB block was kept
 
-  // Blocks below the huge-page size but from 256 KiB (a (T, C) activation) are kept too, by their exact size.
-  ASSERT_EQ(nq_memory_peak_reset(), NQ_OK);
-  const uint64_t kib768 = (uint64_t(768) << 10) - 64;
-  ASSERT_EQ(nq_buffer_alloc(kib768, &a), NQ_OK);
-  std::memset(a, 2, kib768);
-  ASSERT_EQ(nq_buffer_free(a), NQ_OK);
-  ASSERT_EQ(nq_buffer_alloc(kib768, &c), NQ_OK);
-  EXPECT_EQ(c, a);
-  EXPECT_EQ(static_cast<unsigned char*>(c)[kib768 - 1], 2);  // the same block, not a fresh one
-  ASSERT_EQ(nq_buffer_free(c), NQ_OK);
-  ASSERT_EQ(nq_memory_cache_trim(&released), NQ_OK);
-  EXPECT_EQ(released, uint64_t(768) << 10);
-
   // Resetting the peak releases what is kept.
   ASSERT_EQ(nq_buffer_alloc(mib8, &a), NQ_OK);
   ASSERT_EQ(nq_buffer_free(a), NQ_OK);

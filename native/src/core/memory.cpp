@@ -46,11 +46,6 @@ uint64_t block_total(uint64_t bytes) {
 // same large activations every step, and a fresh block costs page faults that zero every huge page again
 // (3.3% of a GPT-2-small QLoRA step's CPU time for the 49 MiB head scratch alone). Kept blocks never take the
 // process above the reported high-water mark: live + kept <= peak, counted in payload bytes as both are.
-// From kKeepFrom, below the huge-page size too: malloc trims the freed (T, C)-sized activations off its heap at
-// the end of a step and the next step faults them back in page by page on whichever thread touches them first
-// (~3% of a GPT-2-small step's main-thread time in brk and page faults; page faults of a 10-step `nq bench
-// train` run 43.6K -> 20.9K).
-constexpr uint64_t kKeepFrom = uint64_t(256) << 10;
 struct Kept {
   uint64_t total, bytes;  // block size, payload it last held
   void* raw;
@@ -76,7 +71,7 @@ uint64_t evict_locked(uint64_t extra, uint64_t limit) {
 
 void* allocate(uint64_t bytes) {
   const uint64_t total = block_total(bytes);
-  if (total < kKeepFrom) return std::aligned_alloc(kAlign, total);
+  if (total < kHugeFrom) return std::aligned_alloc(kAlign, total);
   {
     std::lock_guard<std::mutex> lock(g_cache_mu);
     for (size_t i = g_cache.size(); i-- > 0;)  // newest first: its lines are likeliest still in cache
@@ -88,18 +83,17 @@ void* allocate(uint64_t bytes) {
       }
     evict_locked(bytes, g_peak.load(std::memory_order_relaxed));  // a new block must not sit beside idle ones
   }
-  if (total < kHugeFrom) return std::aligned_alloc(kAlign, total);
   void* raw = nullptr;
   if (posix_memalign(&raw, kHugePage, total) != 0) return nullptr;
   madvise(raw, total, MADV_HUGEPAGE);  // advice only: without THP the buffer keeps 4 KiB pages
   return raw;
 }
 
-// Keeps a block of `bytes` payload (kKeepFrom and larger) for reuse when live + kept stays within the peak,
-// else frees it. g_live already dropped.
+// Keeps a large block of `bytes` payload for reuse when live + kept stays within the peak, else frees it.
+// g_live already dropped.
 void release(void* raw, uint64_t bytes) {
   const uint64_t total = block_total(bytes);
-  if (total >= kKeepFrom) {
+  if (total >= kHugeFrom) {
     std::lock_guard<std::mutex> lock(g_cache_mu);
     if (g_live.load(std::memory_order_relaxed) + g_cached + bytes <= g_peak.load(std::memory_order_relaxed)) {
       g_cache.push_back({total, bytes, raw});
