@@ -20,6 +20,7 @@
 #include "gemm/gemm_f32_f16.h"
 #include "gemm/ukernel.h"
 #include "nativequant.h"
+#include "bench_util.h"
 #ifdef NQ_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -44,14 +45,6 @@ double floor_for(nq_compute_type ct) {
 
 const int64_t kMs[] = {1, 16, 256, 512};
 const int64_t kNK[][2] = {{768, 768}, {3072, 768}, {768, 3072}, {4096, 4096}, {11008, 4096}};
-
-std::vector<float> randn(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 void shapes(benchmark::internal::Benchmark* b) {
   for (int64_t m : kMs)

@@ -12,18 +12,11 @@
 #include "gemm/f16_chunk.h"
 #include "gemm/quant4_f16.h"
 #include "nativequant.h"
+#include "bench_util.h"
 
 namespace {
 
 constexpr int64_t kKc = 384, kNc = 480;
-
-std::vector<float> randn(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 void set_counters(benchmark::State& st, double elems, double bytes) {
   st.counters["ns_per_elem"] =
