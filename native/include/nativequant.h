@@ -449,6 +449,37 @@ NQ_API nq_status nq_attention_backward(const nq_attention_shape* shape, const fl
                                        float* dk, float* dv);
 
 /* ------------------------------------------------------------------------------------
+ * Row kernels of training: cross-entropy rows and LayerNorm
+ *
+ * Row-major fp32 rows, contiguous. AVX-512 CPUs run vector kernels, others the scalar
+ * reference; paths differ by float rounding only (cross-entropy: the polynomial exp, ~1 ulp).
+ * ---------------------------------------------------------------------------------- */
+
+/* logits (rows, v) -> gradient of the NLL in place, per row r with t = targets[r]:
+ *   nll[r] = log sum_i exp(logits[r, i]) - logits[r, t]       (the sum in double)
+ *   logits[r, :] = scale * (softmax(logits[r, :]) - onehot(t))
+ * Rows with t == ignore_index become 0 with nll[r] = 0. Every target must be ignore_index or
+ * in [0, v) (NQ_ERR_INVALID_ARGUMENT before any row is written); scale finite. Runs on the
+ * calling thread (callers split rows over threads). */
+NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, const int32_t* targets,
+                                       int32_t ignore_index, float scale, double* nll);
+
+/* y (rows, c) = (x - mean) * rstd * weight + bias per row, biased variance, statistics in
+ * double: mean[r] and rstd[r] = 1 / sqrt(var + eps) (rows floats each) are what the backward
+ * reads. Rows are split over threads from 2^17 elements on. */
+NQ_API nq_status nq_layernorm_forward(const float* x, int64_t rows, int64_t c, const float* weight,
+                                      const float* bias, float eps, float* y, float* mean, float* rstd);
+
+/* Gradients for dy = dL/dy, given the forward's mean and rstd, all accumulated (+=):
+ *   dx (rows, c) += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  g = dy * weight,
+ *   dweight (c) += sum_rows dy * xhat,  dbias (c) += sum_rows dy,  xhat = (x - mean) * rstd.
+ * dx, dweight, dbias may each be NULL to skip it (weight may be NULL when dx is). Results do
+ * not depend on the thread count. */
+NQ_API nq_status nq_layernorm_backward(const float* x, const float* dy, int64_t rows, int64_t c,
+                                       const float* weight, const float* mean, const float* rstd, float* dx,
+                                       float* dweight, float* dbias);
+
+/* ------------------------------------------------------------------------------------
  * Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state
  *
  * Common rules:

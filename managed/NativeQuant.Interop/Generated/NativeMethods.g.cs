@@ -571,6 +571,36 @@ public static unsafe partial class NativeMethods
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_attention_backward(NqAttentionShape* shape, float* q, float* k, float* v, float* d_o, float* lse, float* dq, float* dk, float* dv);
 
+    // ---- Row kernels of training: cross-entropy rows and LayerNorm ----
+    /// <summary>
+    /// logits (rows, v) -&gt; gradient of the NLL in place, per row r with t = targets[r]:
+    ///   nll[r] = log sum_i exp(logits[r, i]) - logits[r, t]       (the sum in double)
+    ///   logits[r, :] = scale * (softmax(logits[r, :]) - onehot(t))
+    /// Rows with t == ignore_index become 0 with nll[r] = 0. Every target must be ignore_index or
+    /// in [0, v) (NQ_ERR_INVALID_ARGUMENT before any row is written); scale finite. Runs on the
+    /// calling thread (callers split rows over threads).
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_cross_entropy_rows(float* logits, long rows, long v, int* targets, int ignore_index, float scale, double* nll);
+
+    /// <summary>
+    /// y (rows, c) = (x - mean) * rstd * weight + bias per row, biased variance, statistics in
+    /// double: mean[r] and rstd[r] = 1 / sqrt(var + eps) (rows floats each) are what the backward
+    /// reads. Rows are split over threads from 2^17 elements on.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_layernorm_forward(float* x, long rows, long c, float* weight, float* bias, float eps, float* y, float* mean, float* rstd);
+
+    /// <summary>
+    /// Gradients for dy = dL/dy, given the forward's mean and rstd, all accumulated (+=):
+    ///   dx (rows, c) += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),  g = dy * weight,
+    ///   dweight (c) += sum_rows dy * xhat,  dbias (c) += sum_rows dy,  xhat = (x - mean) * rstd.
+    /// dx, dweight, dbias may each be NULL to skip it (weight may be NULL when dx is). Results do
+    /// not depend on the thread count.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_layernorm_backward(float* x, float* dy, long rows, long c, float* weight, float* mean, float* rstd, float* dx, float* dweight, float* dbias);
+
     // ---- Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state ----
     /// <summary>32-bit state: state1, state2 hold n fp32 each (state2 NULL for Lion); start at zero.</summary>
     [LibraryImport("nativequant")]

@@ -52,8 +52,7 @@ public static unsafe partial class Functional
             throw new ArgumentException($"LinearCrossEntropy: hidden {hidden.ShapeString} does not match a head of {c} inputs");
         int n = (int)(hidden.NumElements / c);
         if (targets.NumElements != n) throw new ArgumentException($"LinearCrossEntropy: {n} rows of hidden {hidden.ShapeString} but {targets.NumElements} targets");
-        var ts = targets.AsSpan<int>();
-        int count = CountTargets(ts, v, ignoreIndex);
+        int count = CountTargets(targets.AsSpan<int>(), v, ignoreIndex);
         bool record = Recording(hidden, weight);
         var gx = record && hidden.RequiresGrad ? Tensor.Zeros([n, c]) : null;                           // dL/dhidden for dL = 1
         var gw = record && weight is { RequiresGrad: true } ? Tensor.Zeros([v, c]) : null;              // dL/dW for dL = 1
@@ -65,11 +64,12 @@ public static unsafe partial class Functional
             float scale = 1f / count;
             using var logits = Tensor.Empty([rows, v]);                                              // (rows, V) scratch
             float* hp = hidden.DataPointer, lp = logits.DataPointer;
+            int* tp = (int*)targets.RawPointer;
             for (int r0 = 0; r0 < n; r0 += rows)
             {
                 int m = Math.Min(rows, n - r0);
                 head.Logits(hp + (long)r0 * c, m, lp);
-                RowsCrossEntropyGrad(lp, v, ts.Slice(r0, m), ignoreIndex, scale, nll);
+                fixed (double* np = nll) CrossEntropyRowsGrad(lp, m, v, tp + r0, ignoreIndex, scale, np);
                 for (int r = 0; r < m; r++) total += nll[r];
                 if (gx != null) head.AccumulateInputGrad(lp, m, gx.DataPointer + (long)r0 * c);
                 if (gw != null) Gemm.Sgemm(true, false, v, c, m, lp, hp + (long)r0 * c, 1f, gw.DataPointer);  // dW (V, C) += dlᵀ · x
@@ -78,24 +78,6 @@ public static unsafe partial class Functional
         var y = Tensor.Empty([1]);
         y.Data[0] = count == 0 ? 0f : (float)(total / count);
         return record ? Record(y, new HeadCrossEntropyNode(hidden, weight, gx, gw)) : y;
-    }
-
-    // Rows of logits (m, V) become scale * (softmax - onehot(target)) in place (zero for ignored rows); nll[r] gets
-    // each row's NLL (0 when ignored), summed by the caller in row order so the loss does not depend on threads.
-    private static void RowsCrossEntropyGrad(float* logits, int v, ReadOnlySpan<int> targets, int ignoreIndex, float scale, double[] nll)
-    {
-        int m = targets.Length;
-        var ts = targets.ToArray();
-        void Row(int r)
-        {
-            var row = new Span<float>(logits + (long)r * v, v);
-            if (ts[r] == ignoreIndex) { row.Clear(); nll[r] = 0; }
-            else nll[r] = CrossEntropyGradInPlace(row, ts[r], scale);
-        }
-        // Both cores through the SpinPool (a few row ranges per thread), not Parallel.For: the thread pool's workers
-        // outnumber the cores and keep spinning after the job, against the OpenMP worker.
-        if ((long)m * v < Gemm.ParallelThreshold) { for (int r = 0; r < m; r++) Row(r); }
-        else SpinPool.ForRanges(m, 2, (r0, r1) => { for (int r = r0; r < r1; r++) Row(r); });
     }
 
     private sealed class HeadCrossEntropyNode(Tensor hidden, Tensor? weight, Tensor? gxUnit, Tensor? gwUnit) : Node(hidden, weight)

@@ -1,13 +1,14 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using NativeQuant.Interop;
 using Tensor = NativeQuant.Tensors.Tensor;
 using NativeQuant.Tensors;
 
 namespace NativeQuant.Autograd;
 
 // Softmax and cross-entropy.
-public static partial class Functional
+public static unsafe partial class Functional
 {
     /// <summary>Softmax over the last dimension.</summary>
     public static Tensor Softmax(Tensor x)
@@ -94,22 +95,23 @@ public static partial class Functional
         return max + Math.Log(sum);
     }
 
-    /// <summary>Turns a logit row into its NLL's gradient, in place: row = (softmax(row) - onehot(t)) * scale.
-    /// Returns -log softmax(row)[t].</summary>
-    internal static double CrossEntropyGradInPlace(Span<float> row, int t, float scale)
+    /// <summary>Rows of logits (m, V) become scale * (softmax - onehot(target)) in place (zero for rows whose target
+    /// is <paramref name="ignoreIndex"/>); nll[r] gets each row's NLL (0 when ignored), for the caller to sum in row
+    /// order so the loss does not depend on threads. Targets must be validated (<see cref="CountTargets"/>).</summary>
+    internal static void CrossEntropyRowsGrad(float* logits, int m, int v, int* targets, int ignoreIndex, float scale, double* nll)
     {
-        float target = row[t];
-        double sum = ShiftedExp(row, row, out float max);
-        TensorPrimitives.Multiply(row, (float)(scale / sum), row);
-        row[t] -= scale;
-        return max + Math.Log(sum) - target;
+        // nq_cross_entropy_rows runs on the calling thread: both cores through the SpinPool (a few row ranges per
+        // thread), not Parallel.For: the thread pool's workers outnumber the cores and keep spinning after the job,
+        // against the OpenMP worker.
+        if ((long)m * v < Gemm.ParallelThreshold) Nq.Check(NativeMethods.nq_cross_entropy_rows(logits, m, v, targets, ignoreIndex, scale, nll));
+        else SpinPool.ForRanges(m, 2, (r0, r1) =>
+            Nq.Check(NativeMethods.nq_cross_entropy_rows(logits + (long)r0 * v, r1 - r0, v, targets + r0, ignoreIndex, scale, nll + r0)));
     }
 
-    // exp = exp(row - max(row)) (may alias row); returns Σ exp in double. Vectorized fp32 exp: a scalar double
-    // Math.Exp per logit was ~7% of a GPT-2 training step (255 x 50257 per step). The subtract, exp and sum run a
-    // block at a time while the block is in L1 (three passes over a 200 KB row were three trips to L2): the same
-    // operations per element and the sum in SumInDouble's order. Blocks are at least 16 floats, so every one takes
-    // the same 16-lane path as a whole-row call would.
+    // exp = exp(row - max(row)); returns Σ exp in double (LogSumExp, for evaluation; training rows run natively in
+    // CrossEntropyRowsGrad). Vectorized fp32 exp, a block at a time while the block is in L1: the same operations per
+    // element and the sum in whole-row order. Blocks are at least 16 floats, so every one takes the same 16-lane path
+    // as a whole-row call would.
     private static double ShiftedExp(ReadOnlySpan<float> row, Span<float> exp, out float max)
     {
         max = TensorPrimitives.Max(row);
@@ -129,6 +131,27 @@ public static partial class Functional
 
     private const int ExpBlock = 1024;  // a multiple of 8: SumVectors leaves no tail before the last block
 
+    // sum + x's 8-float vectors widened, in order; end: where they stop (x.Length rounded down to a multiple of 8).
+    private static Vector256<double> SumVectors(Vector256<double> sum, ReadOnlySpan<float> x, out int end)
+    {
+        int i = 0;
+        for (; i + Vector256<float>.Count <= x.Length; i += Vector256<float>.Count)
+        {
+            var v = Vector256.Create(x.Slice(i, Vector256<float>.Count));
+            sum += Vector256.WidenLower(v) + Vector256.WidenUpper(v);
+        }
+        end = i;
+        return sum;
+    }
+
+    // The lanes of sum, then the tail elements one by one.
+    private static double SumTail(Vector256<double> sum, ReadOnlySpan<float> tail)
+    {
+        double total = Vector256.Sum(sum);
+        foreach (float f in tail) total += f;
+        return total;
+    }
+
     private sealed class CrossEntropyNode(Tensor logits, Tensor targets, int ignoreIndex, int count) : Node(logits)
     {
         protected internal override void Backward(Tensor g, GradSink sink)
@@ -140,14 +163,17 @@ public static partial class Functional
             var d = gl.Data;
             float scale = g.Data[0] / count;
             var p = new float[v];
-            for (int r = 0; r < ts.Length; r++)
-            {
-                if (ts[r] == ignoreIndex) continue;
-                ls.Slice(r * v, v).CopyTo(p);
-                CrossEntropyGradInPlace(p, ts[r], scale);
-                var dr = d.Slice(r * v, v);
-                TensorPrimitives.Add(dr, p, dr);
-            }
+            double nll;
+            fixed (float* pp = p)
+                for (int r = 0; r < ts.Length; r++)
+                {
+                    int t = ts[r];
+                    if (t == ignoreIndex) continue;
+                    ls.Slice(r * v, v).CopyTo(p);
+                    CrossEntropyRowsGrad(pp, 1, v, &t, ignoreIndex, scale, &nll);
+                    var dr = d.Slice(r * v, v);
+                    TensorPrimitives.Add(dr, p, dr);
+                }
         }
     }
 }

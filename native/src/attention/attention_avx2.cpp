@@ -35,7 +35,7 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
 }
 
-// e^x: the cephes expf of exp_ps in attention_avx512.cpp, with 2^n built in the exponent bits. n is clamped to
+// e^x: the cephes expf of exp_ps in cpu/exp_avx512.h, with 2^n built in the exponent bits. n is clamped to
 // the normal range and x < ln(FLT_MIN) gives 0 (those results would be denormal; P that small is 0 to the sums).
 inline __m256 exp_ps(__m256 x) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),

@@ -9,10 +9,13 @@
 
 #include "attention/attention.h"
 #include "attention/blocked.h"
+#include "cpu/exp_avx512.h"
 
 namespace nq::attention {
 
 namespace {
+
+using nq::cpu::exp_ps;
 
 constexpr int kRows = 8;      // query rows per score tile
 constexpr int kOutRows = 8;   // output rows per weighted-sum pass: each X load feeds 8 FMAs
@@ -20,23 +23,6 @@ constexpr int kOutVectors = 3;  // at most 3 x 16 columns per pass: 24 accumulat
 
 inline __mmask16 lanes(int64_t n) {  // the first min(max(n, 0), 16) lanes
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
-// e^x (cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-5 polynomial, 2^n by vscalefps, which
-// also gives 0 for very negative x); ~1 ulp.
-inline __m512 exp_ps(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
 }
 
 // r (16 rows of 16) := r^T: unpack pairs of rows, then pairs of pairs, then 128-bit lanes twice.
