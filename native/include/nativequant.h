@@ -480,6 +480,29 @@ NQ_API nq_status nq_layernorm_backward(const float* x, const float* dy, int64_t 
                                        float* dweight, float* dbias);
 
 /* ------------------------------------------------------------------------------------
+ * GELU, tanh approximation (GPT-2 / HF "gelu_new")
+ *
+ *   gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+ *
+ * evaluated as x * sigmoid(2u) with a float exp (1 + tanh(u) = 2 sigmoid(2u), so no
+ * cancellation for negative x): results are within a few ulp of float64 plus the
+ * rounding of u (relative error <= (8 + 4 |2u|) 2^-24; see native/tests/test_gelu.cpp).
+ * x, g, y and dx are contiguous fp32 of n > 0 elements. Outputs may be exactly their
+ * inputs (in place) but must not partially overlap them (NQ_ERR_OVERLAP). NaN gives NaN;
+ * gelu(+Inf) = +Inf, gelu(-Inf) = NaN and gelu'(+-Inf) = NaN (as the formula, and torch);
+ * below x ~ -10, where exp(2u) < 2^-125, gelu and gelu' are flushed to (signed) zero
+ * (their true values are below 2^-110; no denormal is produced).
+ * The AVX-512, AVX2 and scalar paths give the same bits. Runs on the calling thread:
+ * hosts split large tensors over their own workers.
+ * ---------------------------------------------------------------------------------- */
+
+/* y = gelu(x). */
+NQ_API nq_status nq_gelu_forward(const float* x, int64_t n, float* y);
+
+/* dx = beta dx + g gelu'(x) (beta finite; beta = 0 overwrites dx without reading it). */
+NQ_API nq_status nq_gelu_backward(const float* x, const float* g, int64_t n, float beta, float* dx);
+
+/* ------------------------------------------------------------------------------------
  * Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state
  *
  * Common rules:

@@ -601,6 +601,15 @@ public static unsafe partial class NativeMethods
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_layernorm_backward(float* x, float* dy, long rows, long c, float* weight, float* mean, float* rstd, float* dx, float* dweight, float* dbias);
 
+    // ---- GELU, tanh approximation (GPT-2 / HF "gelu_new") ----
+    /// <summary>y = gelu(x).</summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_gelu_forward(float* x, long n, float* y);
+
+    /// <summary>dx = beta dx + g gelu'(x) (beta finite; beta = 0 overwrites dx without reading it).</summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_gelu_backward(float* x, float* g, long n, float beta, float* dx);
+
     // ---- Optimizers (bitsandbytes semantics): AdamW and Lion, 32-bit and 8-bit blockwise state ----
     /// <summary>32-bit state: state1, state2 hold n fp32 each (state2 NULL for Lion); start at zero.</summary>
     [LibraryImport("nativequant")]

@@ -1,3 +1,4 @@
+using NativeQuant.Interop;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -7,12 +8,8 @@ using NativeQuant.Tensors;
 namespace NativeQuant.Autograd;
 
 // Elementwise ops: residual add, multiply, scale, SiLU, GELU(tanh), SwiGLU, dropout, reshape.
-public static partial class Functional
+public static unsafe partial class Functional
 {
-    // sqrt(2/pi) of the tanh approximation of GELU (as GPT-2 / HF "gelu_new").
-    private const float GeluC = 0.7978845608028654f;
-    private const float GeluA = 0.044715f;
-
     /// <summary>a + b, where b has a's shape or a's trailing shape (broadcast over leading dims, e.g. a bias).</summary>
     public static Tensor Add(Tensor a, Tensor b)
     {
@@ -117,18 +114,17 @@ public static partial class Functional
         }
     }
 
-    /// <summary>GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).</summary>
+    /// <summary>GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), natively (nq_gelu_forward:
+    /// x sigmoid(2u) with a float exp, a few ulp from float64 besides the rounding of u).</summary>
     public static Tensor Gelu(Tensor x)
     {
         RequireFloat(x, "Gelu", nameof(x));
         var y = Tensor.Empty(x.Shape);
-        // A GPT-2 MLP's (T, 4C) is 0.8M elements: split over both cores.
+        float* xp = x.DataPointer, yp = y.DataPointer;
+        // A GPT-2 MLP's (T, 4C) is 0.8M elements: split over both cores (the kernel runs on the calling thread).
         SpinPool.ForRanges((int)x.NumElements, ElementwiseParallelElements, (i0, i1) =>
         {
-            var xs = x.Data[i0..i1];
-            var ys = y.Data[i0..i1];
-            if (Vector512.IsHardwareAccelerated) Gelu512(xs, ys);
-            else GeluPasses(xs, ys);
+            if (i1 > i0) Nq.Check(NativeMethods.nq_gelu_forward(xp + i0, i1 - i0, yp + i0));
         });
         return Recording(x) ? Record(y, new GeluNode(x)) : y;
     }
@@ -138,124 +134,14 @@ public static partial class Functional
         protected internal override void Backward(Tensor g, GradSink sink)
         {
             if (sink.ForWrite(x, out bool fresh) is not { } gx) return;
+            RequireFloat(g, "Gelu", nameof(g));
+            float* xp = x.DataPointer, gp = g.DataPointer, dp = gx.DataPointer;
+            float beta = fresh ? 0f : 1f;  // a first gradient is written (beta 0 reads nothing), later ones added
             SpinPool.ForRanges((int)x.NumElements, ElementwiseParallelElements, (i0, i1) =>
             {
-                // A first gradient is cleared here a piece at a time (in L1), not in a pass of its own.
-                for (int j0 = i0; j0 < i1; j0 += GeluChunk)
-                {
-                    int j1 = Math.Min(i1, j0 + GeluChunk);
-                    var xs = x.Data[j0..j1];
-                    var gs = g.Data[j0..j1];
-                    var d = gx.Data[j0..j1];
-                    if (fresh) d.Clear();
-                    if (Vector512.IsHardwareAccelerated) GeluBackward512(xs, gs, d);
-                    else GeluBackwardPasses(xs, gs, d);
-                }
+                if (i1 > i0) Nq.Check(NativeMethods.nq_gelu_backward(xp + i0, gp + i0, i1 - i0, beta, dp + i0));
             });
         }
-    }
-
-    // y = 0.5 x (1 + t), t = tanh(sqrt(2/pi) (x + 0.044715 x^3)), in vectorized passes (the fallback without
-    // AVX-512 and the reference the one-pass kernel must equal bit for bit).
-    internal static void GeluPasses(ReadOnlySpan<float> x, Span<float> y)
-    {
-        GeluTanh(x, y);
-        for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + y[i]);
-    }
-
-    // d += g * gelu'(x) with gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-    internal static void GeluBackwardPasses(ReadOnlySpan<float> xs, ReadOnlySpan<float> gs, Span<float> d)
-    {
-        Span<float> ts = stackalloc float[GeluChunk];
-        for (int i0 = 0; i0 < xs.Length; i0 += GeluChunk)
-        {
-            int n = Math.Min(GeluChunk, xs.Length - i0);
-            var t = ts[..n];
-            GeluTanh(xs.Slice(i0, n), t);
-            for (int j = 0; j < n; j++)
-            {
-                float v = xs[i0 + j];
-                float dt = (1f - t[j] * t[j]) * GeluC * (1f + 3f * GeluA * v * v);
-                d[i0 + j] += gs[i0 + j] * (0.5f * (1f + t[j]) + 0.5f * v * dt);
-            }
-        }
-    }
-
-    private const int GeluChunk = 1024;  // backward's tanh scratch on the stack (4 KiB)
-
-    // t = tanh(sqrt(2/pi) (x + 0.044715 x^3)) with vectorized passes: a scalar MathF.Tanh per
-    // element was a quarter of a GPT-2 training step.
-    private static void GeluTanh(ReadOnlySpan<float> x, Span<float> t)
-    {
-        TensorPrimitives.Multiply(x, x, t);         // x^2
-        TensorPrimitives.Multiply(t, GeluA, t);     // a x^2
-        TensorPrimitives.Add(t, 1f, t);             // 1 + a x^2
-        TensorPrimitives.Multiply(t, x, t);         // x + a x^3
-        TensorPrimitives.Multiply(t, GeluC, t);
-        TensorPrimitives.Tanh(t, t);
-    }
-
-    // The passes' operations fused into one pass over registers (the six passes and the backward's scratch moved each
-    // element through memory ~10 times: GELU was ~7% of a GPT-2 training step). Tails go through a zero-padded vector.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Gelu512(ReadOnlySpan<float> x, Span<float> y)
-    {
-        int n = x.Length, w = Vector512<float>.Count, i = 0;
-        for (; i <= n - w; i += w)
-        {
-            var v = Vector512.Create(x.Slice(i, w));
-            GeluOf(v, GeluTanh512(v)).CopyTo(y.Slice(i, w));
-        }
-        if (i == n) return;
-        Span<float> tail = stackalloc float[w];
-        tail.Clear();
-        x[i..].CopyTo(tail);
-        var vt = Vector512.Create(tail);
-        GeluOf(vt, GeluTanh512(vt)).CopyTo(tail);
-        tail[..(n - i)].CopyTo(y[i..]);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void GeluBackward512(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> d)
-    {
-        int n = x.Length, w = Vector512<float>.Count, i = 0;
-        for (; i <= n - w; i += w)
-        {
-            var v = Vector512.Create(x.Slice(i, w));
-            (Vector512.Create(d.Slice(i, w)) + Vector512.Create(g.Slice(i, w)) * GeluGrad(v, GeluTanh512(v))).CopyTo(d.Slice(i, w));
-        }
-        if (i == n) return;
-        Span<float> tx = stackalloc float[w], tg = stackalloc float[w];
-        tx.Clear();
-        tg.Clear();
-        x[i..].CopyTo(tx);
-        g[i..].CopyTo(tg);
-        var vt = Vector512.Create(tx);
-        (Vector512.Create(tg) * GeluGrad(vt, GeluTanh512(vt))).CopyTo(tx);
-        for (int j = 0; j < n - i; j++) d[i + j] += tx[j];
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> GeluOf(Vector512<float> x, Vector512<float> t) =>
-        Vector512.Create(0.5f) * x * (Vector512<float>.One + t);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> GeluGrad(Vector512<float> x, Vector512<float> t)
-    {
-        var half = Vector512.Create(0.5f);
-        var dt = (Vector512<float>.One - t * t) * Vector512.Create(GeluC) * (Vector512<float>.One + Vector512.Create(3f * GeluA) * x * x);
-        return half * (Vector512<float>.One + t) + half * x * dt;
-    }
-
-    // GeluTanh's passes on one vector. tanh(u) as TensorPrimitives.Tanh computes a float vector (AOCL's vrs4_tanhf):
-    // z = e^(-2|u|) - 1, tanh|u| = -z / (z + 2), sign of u restored.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> GeluTanh512(Vector512<float> x)
-    {
-        var u = (x * x * Vector512.Create(GeluA) + Vector512<float>.One) * x * Vector512.Create(GeluC);
-        var z = Vector512.Exp(Vector512.Create(-2f) * Vector512.Abs(u)) - Vector512<float>.One;
-        var sign = u.AsUInt32() & Vector512.Create(0x8000_0000u);
-        return (sign ^ (-z / (z + Vector512.Create(2f))).AsUInt32()).AsSingle();
     }
 
     /// <summary>SwiGLU: silu(gate) * up (the LLaMA MLP's gating).</summary>
