@@ -5,6 +5,7 @@
 
 #include "activation/gelu.h"
 #include "core/error.h"
+#include "core/overlap.h"
 #include "cpu/cpu.h"
 
 namespace {
@@ -18,9 +19,7 @@ using nq::activation::gelu_forward_ref;
 
 // An output may be exactly an input (element-wise, in place) but not share only part of its n floats.
 bool partial_overlap(const float* out, const float* in, int64_t n) {
-  const auto a = reinterpret_cast<uintptr_t>(out), b = reinterpret_cast<uintptr_t>(in);
-  const uintptr_t bytes = uintptr_t(n) * sizeof(float);
-  return a != b && a < b + bytes && b < a + bytes;
+  return out != in && nq::overlaps(out, uint64_t(n) * sizeof(float), in, uint64_t(n) * sizeof(float));
 }
 
 #define NQ_CHECK_N(fn, n)                                                                             \

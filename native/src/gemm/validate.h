@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/overlap.h"
 
 namespace nq::gemm {
 
@@ -21,12 +22,6 @@ inline int enum_bits(const E& e) {
   return v;
 }
 
-inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
-  if (a == nullptr || b == nullptr) return false;
-  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-  return pa < pb + uint64_t(b_bytes) && pb < pa + uint64_t(a_bytes);
-}
-
 }  // namespace nq::gemm
 
 #define NQ_CHECK_DIM(fn, v)                                                                    \
@@ -34,7 +29,7 @@ inline bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_by
            "%s: argument '%s' must be in 1..2^31, got %lld", fn, #v, static_cast<long long>(v))
 
 #define NQ_CHECK_NO_OVERLAP(fn, out, out_bytes, in, in_bytes)                                     \
-  NQ_CHECK(!::nq::gemm::overlaps(out, out_bytes, in, in_bytes), NQ_ERR_OVERLAP,                  \
+  NQ_CHECK(!::nq::overlaps(out, uint64_t(out_bytes), in, uint64_t(in_bytes)), NQ_ERR_OVERLAP,                  \
            "%s: output '%s' overlaps input '%s'", fn, #out, #in)
 
 #define NQ_CHECK_COMPUTE(fn, c)                                                                       \

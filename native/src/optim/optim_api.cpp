@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/overlap.h"
 #include "cpu/cpu.h"
 #include "optim/optim.h"
 
@@ -20,12 +21,6 @@ namespace {
 
 // 64 blocks per task: large enough to amortise scheduling, small enough to balance.
 constexpr int64_t kChunk = 64 * kBlock;
-
-bool overlaps(const void* a, uint64_t abytes, const void* b, uint64_t bbytes) {
-  if (a == nullptr || b == nullptr) return false;
-  const auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
-  return x < y + bbytes && y < x + abytes;
-}
 
 template <class F>
 void parallel_chunks(int64_t n, F&& body) {
@@ -139,6 +134,7 @@ nq_status check_tensor_args(const char* fn, nq_optimizer_kind kind, const nq_opt
 }  // namespace nq::optim
 
 using namespace nq::optim;
+using nq::overlaps;
 
 #define NQ_CHECK_STATE2(fn, kind, ptr)                                                                    \
   NQ_CHECK(((kind) == NQ_OPTIMIZER_ADAMW) == ((ptr) != nullptr),                                          \

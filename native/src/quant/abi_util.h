@@ -6,17 +6,13 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/overlap.h"
 #include "cpu/cpu.h"
 
 namespace nq::quant {
 
 // Below this many elements a kernel runs on the calling thread (fork/join costs more).
 constexpr int64_t kParallelMinElements = int64_t(1) << 16;
-
-inline bool overlaps(const void* a, uint64_t a_bytes, const void* b, uint64_t b_bytes) {
-  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-  return pa < pb + b_bytes && pb < pa + a_bytes;
-}
 
 inline bool is_pow2_in(int64_t v, int64_t lo, int64_t hi) {
   return v >= lo && v <= hi && (v & (v - 1)) == 0;
@@ -50,7 +46,7 @@ int64_t for_block_ranges(int64_t blocks, int64_t elements, F&& f) {
            static_cast<long long>(v))
 
 #define NQ_CHECK_NO_OVERLAP(fn, a, a_bytes, b, b_bytes)                                         \
-  NQ_CHECK(!::nq::quant::overlaps(a, a_bytes, b, b_bytes), NQ_ERR_OVERLAP,                      \
+  NQ_CHECK(!::nq::overlaps(a, a_bytes, b, b_bytes), NQ_ERR_OVERLAP,                      \
            "%s: buffers '%s' and '%s' overlap; outputs must not alias inputs or each other", fn, \
            #a, #b)
 
