@@ -15,16 +15,17 @@
 #include <cstdint>
 
 #include "activation/gelu.h"
+#include "cpu/exp_cephes.h"
 
 namespace nq::activation {
 namespace {
 
-// exp(r) on |r| <= ln2 / 2: Cephes expf's polynomial (~1 ulp), Horner down to 1 + r (1 + r (1/2 + ...)).
-constexpr float kExpP[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
-                           1.6666665459e-1f, 5.0000001201e-1f, 1.0f, 1.0f};
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;  // ln 2 = kLn2Hi + kLn2Lo; kLn2Hi has 9 significant bits, so kf kLn2Hi
-constexpr float kLn2Lo = -2.12194440e-4f;  // is exact (|kf| <= 459 here)
+// exp uses Cephes expf's constants (cpu/exp_cephes.h; |kf| <= 459 here), the polynomial Horner down to
+// 1 + r (1 + r (1/2 + ...)).
+using nq::cpu::kExpPoly;
+using nq::cpu::kLn2Hi;
+using nq::cpu::kLn2Lo;
+using nq::cpu::kLog2e;
 // Beyond |x| = 16 every result is saturated (s is exactly 0 or 1 from |x| ~ 10); clamping x there keeps
 // x^2 and u' finite (u' = Inf would make 0 * Inf = NaN in the backward) and turns NaN into -16 (NaN still
 // reaches the result through the unclamped x).
@@ -45,8 +46,10 @@ struct Gelu {
     const F kf = V::round(V::mul(z, V::set1(kLog2e)));
     F r = V::fma(kf, V::set1(-kLn2Hi), z);
     r = V::fma(kf, V::set1(-kLn2Lo), r);
-    F p = V::set1(kExpP[0]);
-    for (int i = 1; i < 8; ++i) p = V::fma(p, r, V::set1(kExpP[i]));
+    F p = V::set1(kExpPoly[0]);
+    for (int i = 1; i < 6; ++i) p = V::fma(p, r, V::set1(kExpPoly[i]));
+    p = V::fma(p, r, V::set1(1.0f));
+    p = V::fma(p, r, V::set1(1.0f));
     const F zero = V::set1(0.0f), one = V::set1(1.0f);
     const F e = V::ldexp_flush(p, kf);
     const F d = V::div(one, V::add(one, e));

@@ -8,6 +8,7 @@
 
 #include "attention/attention.h"
 #include "attention/blocked.h"
+#include "cpu/exp_cephes.h"
 
 namespace nq::attention {
 
@@ -35,19 +36,15 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
 }
 
-// e^x: the cephes expf of exp_ps in cpu/exp_avx512.h, with 2^n built in the exponent bits. n is clamped to
+// e^x: the cephes expf (cpu/exp_cephes.h) as exp_ps in cpu/exp_avx512.h, with 2^n built in the exponent bits. n is clamped to
 // the normal range and x < ln(FLT_MIN) gives 0 (those results would be denormal; P that small is 0 to the sums).
 inline __m256 exp_ps(__m256 x) {
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(cpu::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(cpu::kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(cpu::kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(cpu::kExpPoly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(cpu::kExpPoly[i]));
   p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(
       _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-126.0f)),
