@@ -237,28 +237,8 @@ void softmax_grad_row(const float* pj, float* dj, int64_t n16, float scale) {
   }
 }
 
-struct Avx2 {  // the kernel set blocked.h drives
-  static constexpr int kRows = nq::attention::kRows, kOutRows = nq::attention::kOutRows;
-  static constexpr auto transpose = nq::attention::transpose;
-  static constexpr auto score_tile = nq::attention::score_tile;
-  static constexpr auto score_row = nq::attention::score_row;
-  static constexpr auto weighted_sum = nq::attention::weighted_sum;
-  static constexpr auto max_row = nq::attention::max_row;
-  static constexpr auto exp_row = nq::attention::exp_row;
-  static constexpr auto scale_row = nq::attention::scale_row;
-  static constexpr auto softmax_grad_row = nq::attention::softmax_grad_row;
-};
-
 }  // namespace
 
-void forward_avx2(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,
-                  float* lse) {
-  forward_blocked<Avx2>(s, q, k, v, o, lse);
-}
-
-void backward_avx2(const nq_attention_shape& s, const float* q, const float* k, const float* v, const float* d_o,
-                   const float* lse, float* dq, float* dk, float* dv) {
-  backward_blocked<Avx2>(s, q, k, v, d_o, lse, dq, dk, dv);
-}
+NQ_ATTENTION_ENTRY_POINTS(avx2)
 
 }  // namespace nq::attention

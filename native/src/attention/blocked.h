@@ -180,3 +180,29 @@ void backward_blocked(const nq_attention_shape& s, const float* q, const float* 
 
 }  // namespace
 }  // namespace nq::attention
+
+// The including ISA file's kernel set (its kernels above, found by name in nq::attention's unnamed namespace)
+// and its entry points forward_<isa> / backward_<isa> (attention.h). Expand once, at the end of the file,
+// inside namespace nq::attention.
+#define NQ_ATTENTION_ENTRY_POINTS(isa)                                                                         \
+  namespace {                                                                                                  \
+  struct Kernels_##isa {                                                                                       \
+    static constexpr int kRows = nq::attention::kRows, kOutRows = nq::attention::kOutRows;                     \
+    static constexpr auto transpose = nq::attention::transpose;                                                \
+    static constexpr auto score_tile = nq::attention::score_tile;                                              \
+    static constexpr auto score_row = nq::attention::score_row;                                                \
+    static constexpr auto weighted_sum = nq::attention::weighted_sum;                                          \
+    static constexpr auto max_row = nq::attention::max_row;                                                    \
+    static constexpr auto exp_row = nq::attention::exp_row;                                                    \
+    static constexpr auto scale_row = nq::attention::scale_row;                                                \
+    static constexpr auto softmax_grad_row = nq::attention::softmax_grad_row;                                  \
+  };                                                                                                           \
+  }                                                                                                            \
+  void forward_##isa(const nq_attention_shape& s, const float* q, const float* k, const float* v, float* o,    \
+                     float* lse) {                                                                             \
+    forward_blocked<Kernels_##isa>(s, q, k, v, o, lse);                                                        \
+  }                                                                                                            \
+  void backward_##isa(const nq_attention_shape& s, const float* q, const float* k, const float* v,             \
+                      const float* d_o, const float* lse, float* dq, float* dk, float* dv) {                   \
+    backward_blocked<Kernels_##isa>(s, q, k, v, d_o, lse, dq, dk, dv);                                         \
+  }
