@@ -1,7 +1,8 @@
 // Blocked causal attention driver shared by the AVX2 and AVX-512 paths (include only from those files:
 // everything here has internal linkage, so each ISA's translation unit keeps its own copy).
 //
-// The loop nests, work split and buffers live here; an ISA supplies a kernel set K:
+// The loop nests, work split and buffers live here; an ISA supplies a kernel set K (NQ_ATTENTION_ENTRY_POINTS,
+// at the end, builds it from the ISA file's kernels):
 //   K::kRows                                     query rows per score tile
 //   K::kOutRows                                  keys per dk/dv weighted-sum pass (a divisor of 16)
 //   K::transpose(x, ldx, n, d, xt, ldt)           xt (d, ldt) = X^T, columns n..pad16(n) zero
