@@ -2,6 +2,7 @@
 // reference and vs a float64 product) in all four layouts, tails, beta/bias, huge/tiny rows and
 // columns, NaN/Inf; NQ_COMPUTE_F32/BF16 against nq_gemm_f32/nq_gemm_bf16; argument checks; the
 // SIMD B packer against the scalar chunk rule.
+#include <cmath>
 #include <cstring>
 
 #include "cpu/cpu.h"
@@ -245,6 +246,33 @@ TEST(GemmF32F16, SharedARingMatchesOneThreadBitwise) {
 
 // The SIMD B packer writes exactly the scalar chunk rule's fp16 values and scales in both layouts,
 // for zero, Inf, subnormal-max, 1e±30 and near-FLT_MAX (clamped shift) columns.
+// An A packed once and reused (gemm_f16_prepacked_a, the fused head's logits blocks) gives nq_gemm_f32_compute's
+// bits: the same panels, read from the prepacked buffer; NaN-filled C shows every element written. Shapes as
+// above (edge tiles, k tails, several K blocks), both B layouts, on 1 and all threads.
+TEST(GemmF32F16, PrepackedAMatchesTheEntryBitwise) {
+  if (!nq::cpu::use_avx512fp16()) GTEST_SKIP() << "no AVX-512 FP16";
+  int32_t threads = 1;
+  ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
+  int v = 0;
+  for (const Shape& s : kShapes)
+    for (int tb = 0; tb < 2; ++tb, ++v) {
+      const auto a = randn(size_t(s.m * s.k), uint64_t(v * 5 + 1)), b = randn(size_t(s.n * s.k), uint64_t(v * 5 + 2));
+      std::vector<float> want(size_t(s.m * s.n));
+      ASSERT_EQ(nq_gemm_f32_compute(0, tb, s.m, s.n, s.k, a.data(), b.data(), 0.0f, nullptr, NQ_COMPUTE_F16, want.data()),
+                NQ_OK);
+      std::vector<uint8_t> packed(size_t(nq::gemm::f16_prepack_bytes(s.m, s.k)));
+      const nq::gemm::PrepackedA x = nq::gemm::f16_prepack_a(a.data(), s.m, s.k, packed.data());
+      for (int32_t nt : {1, threads}) {
+        ASSERT_EQ(nq_threads_set(nt), NQ_OK);
+        std::vector<float> got(want.size(), std::nanf(""));
+        nq::gemm::gemm_f16_prepacked_a(x, s.m, s.k, b.data(), s.n, tb != 0, got.data());
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+            << s.m << "x" << s.n << "x" << s.k << " tb " << tb << " threads " << nt;
+      }
+      ASSERT_EQ(nq_threads_set(threads), NQ_OK);
+    }
+}
+
 TEST(GemmF32F16, PackBMatchesScalarChunks) {
   if (!nq::cpu::use_avx512fp16()) GTEST_SKIP() << "no AVX-512 FP16";
   using namespace nq::gemm;

@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <type_traits>
+#include <utility>
 
 #include "cpu/cpu.h"
 #include "gemm/arena.h"
@@ -71,6 +73,14 @@ template <class P>
 const float* direct_a(const P&, int64_t, int64_t, int64_t&, long) {
   return nullptr;
 }
+
+// A packer whose micro-panels were all packed before the call (prepack_a below) has prepacked(i0, k0): the
+// driver then reads that panel and packs nothing.
+template <class P, class = void>
+struct has_prepacked : std::false_type {};
+template <class P>
+struct has_prepacked<P, std::void_t<decltype(std::declval<const P&>().prepacked(int64_t(0), int64_t(0)))>>
+    : std::true_type {};
 
 // True when a packer only copies fp32 (see pack.h): no conversion, rounding or dequantisation.
 template <class P>
@@ -171,7 +181,8 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   // has more rows than B has columns: then splitting M duplicates the smaller pack instead (dW = dY^T X
   // with 3072 rows and 768 columns spent 15% of its time packing A twice).
   int64_t lda0 = 0;
-  const bool a_packed = !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr);
+  constexpr bool a_pre = has_prepacked<PackA>::value;
+  const bool a_packed = !a_pre && !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr);
   const bool split_m = a_packed && M > N;
   // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s. fp32 with packed A (dW) runs ~110
   // GFLOP/s on one thread, so a region (~0.1 ms to wake a passive worker on a VM) pays off only at twice
@@ -219,13 +230,15 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
       const bool last = pc + kc >= K;
       const PackGeom ga{mr, kg, kcp, mr * kcp};
       const auto pack_panel = [&](uint8_t* ap, int64_t ir, int rows) {
-        if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
-        pack_a(ap, ga, ir, rows, pc, kc);
+        if constexpr (!a_pre) {
+          if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
+          pack_a(ap, ga, ir, rows, pc, kc);
+        }
       };
       const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
       const int64_t kb = pc / KC;
       const bool shared_kb = share_a && shared.open(kb);
-      if (!shared_kb)
+      if (!shared_kb && !a_pre)
         for (int64_t ir = m0; ir < m1; ir += mr) {
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
           if (adirect && rows == mr) continue;
@@ -240,9 +253,12 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
         for (int64_t t = 0; t < mpan; ++t) {
           const int64_t ir = m0 + (mstart + t) % mpan * mr;
           const int rows = int(std::min<int64_t>(mr, m1 - ir));
-          const uint8_t* abuf_p =
-              shared_kb ? shared.get(kb, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
-                      : a_panel(ir);
+          const uint8_t* abuf_p = nullptr;
+          if constexpr (a_pre)
+            abuf_p = pack_a.prepacked(ir, pc);
+          else
+            abuf_p = shared_kb ? shared.get(kb, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
+                               : a_panel(ir);
           const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
           // C tile (ir, j) [+]= A rows x B micro-panel bp.
           const auto tile = [&](const uint8_t* bp, void* c, int64_t ldc_, bool acc_) {
@@ -275,6 +291,40 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     failed = true;
   }
   if (failed) throw std::bad_alloc();
+}
+
+// A (M, K) packed once for many products with the same A (run_gemm with a PrepackedA): every micro-panel
+// run_gemm would pack for kernel `uk`, K block after K block, `prepack_bytes` in all.
+inline int64_t prepack_panel_bytes(const Ukernel& uk, int64_t K) {
+  return uk.mr * round_up(std::min(kc_for(uk), K), uk.kgroup) * fmt_bytes(uk.a_fmt);
+}
+inline int64_t prepack_bytes(const Ukernel& uk, int64_t M, int64_t K) {
+  return (M + uk.mr - 1) / uk.mr * ((K + kc_for(uk) - 1) / kc_for(uk)) * prepack_panel_bytes(uk, K);
+}
+
+struct PrepackedA {
+  const uint8_t* base;
+  int64_t m_tiles, panel_bytes, KC;
+  int mr;
+  const uint8_t* prepacked(int64_t i0, int64_t k0) const { return base + ((k0 / KC) * m_tiles + i0 / mr) * panel_bytes; }
+};
+
+template <class PackA>
+PrepackedA prepack_a(const Ukernel& uk, int64_t M, int64_t K, const PackA& pack_a, uint8_t* out) {
+  const int mr = uk.mr, kg = uk.kgroup;
+  const int64_t KC = kc_for(uk), m_tiles = (M + mr - 1) / mr, panel_bytes = prepack_panel_bytes(uk, K);
+  const int esa = fmt_bytes(uk.a_fmt);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc), kcp = round_up(kc, kg);
+    const PackGeom ga{mr, kg, kcp, mr * kcp};
+    for (int64_t ir = 0; ir < M; ir += mr) {
+      const int rows = int(std::min<int64_t>(mr, M - ir));
+      uint8_t* ap = out + ((pc / KC) * m_tiles + ir / mr) * panel_bytes;
+      if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
+      pack_a(ap, ga, ir, rows, pc, kc);
+    }
+  }
+  return {out, m_tiles, panel_bytes, KC, mr};
 }
 
 }  // namespace nq::gemm

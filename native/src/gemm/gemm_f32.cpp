@@ -135,12 +135,7 @@ nq_status gemm_entry(const char* fn, int32_t ta, int32_t tb, int64_t m, int64_t 
   NQ_CHECK_COMPUTE_F16(fn, compute);
   return guard(fn, [&] {
     if constexpr (std::is_same_v<T, float>) {
-      if (compute == NQ_COMPUTE_F16)
-        gemm_f32_f16_run(ta, tb, m, n, k, a, b, beta, bias, c);
-      else if (compute == NQ_COMPUTE_BF16)
-        gemm_f32_bf16_run(ta, tb, m, n, k, a, b, beta, bias, c);
-      else
-        gemm_f32_run(ta, tb, m, n, k, a, b, beta, bias, c);
+      gemm_f32_compute(ta, tb, m, n, k, a, b, beta, bias, compute, c);
     } else {
       const Strides s = strides_of(ta, tb, m, n, k);
       const Ukernel* uk = ukernel_bf16();
@@ -155,6 +150,16 @@ nq_status gemm_entry(const char* fn, int32_t ta, int32_t tb, int64_t m, int64_t 
 }
 
 }  // namespace
+
+void gemm_f32_compute(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
+                      float beta, const float* bias, nq_compute_type compute, float* c) {
+  if (compute == NQ_COMPUTE_F16)
+    gemm_f32_f16_run(ta, tb, m, n, k, a, b, beta, bias, c);
+  else if (compute == NQ_COMPUTE_BF16)
+    gemm_f32_bf16_run(ta, tb, m, n, k, a, b, beta, bias, c);
+  else
+    gemm_f32_run(ta, tb, m, n, k, a, b, beta, bias, c);
+}
 
 void gemm_f32_ref(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
                   float beta, const float* bias, float* c) {

@@ -4,7 +4,14 @@
 
 #include <cstdint>
 
+#include "nativequant.h"
+
 namespace nq::gemm {
+
+// nq_gemm_f32_compute without the argument checks (callers inside the library validate their own):
+// C (m,n) = beta*C + op(A) op(B) + bias in `compute`'s precision.
+void gemm_f32_compute(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                      const float* b, float beta, const float* bias, nq_compute_type compute, float* c);
 
 // Plain triple loop, fp32 accumulation in k order; shapes as nq_gemm_f32.
 void gemm_f32_ref(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float* a,

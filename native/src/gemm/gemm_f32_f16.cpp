@@ -44,4 +44,14 @@ void PackBF32F16::operator()(void* out, const PackGeom& g, int64_t k0, int64_t k
                             g.panel_elems * fmt_bytes(Fmt::F16C), kc, nc);
 }
 
+int64_t f16_prepack_bytes(int64_t m, int64_t k) { return prepack_bytes(kUkF16Avx512, m, k); }
+
+PrepackedA f16_prepack_a(const float* x, int64_t m, int64_t k, uint8_t* out) {
+  return prepack_a(kUkF16Avx512, m, k, PackAF32F16{x, m, k, false}, out);
+}
+
+void gemm_f16_prepacked_a(const PrepackedA& x, int64_t m, int64_t k, const float* b, int64_t n, bool trans_b, float* c) {
+  run_gemm<float>(kUkF16Avx512, m, n, k, x, PackBF32F16{b, n, k, trans_b}, c, n, false);
+}
+
 }  // namespace nq::gemm

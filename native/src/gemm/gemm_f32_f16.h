@@ -29,6 +29,13 @@ struct PackBF32F16 {
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const;
 };
 
+// Products X op(B) sharing one X (m, k) (nq_linear_cross_entropy's logits blocks): X packed once as the fp16
+// kernel's A, f16_prepack_bytes(m, k) bytes at out, then C (m, n) = X op(B) (beta 0) per B, with B (k, n) or
+// stored (n, k) when trans_b. Only when cpu::use_avx512fp16(); the bits equal nq_gemm_f32_compute's.
+int64_t f16_prepack_bytes(int64_t m, int64_t k);
+PrepackedA f16_prepack_a(const float* x, int64_t m, int64_t k, uint8_t* out);
+void gemm_f16_prepacked_a(const PrepackedA& x, int64_t m, int64_t k, const float* b, int64_t n, bool trans_b, float* c);
+
 // SIMD B packer (pack_f16_avx512fp16.cpp): columns [0, nc) and k [0, kc) of B starting at b,
 // B(k, j) = b[k * ldb + j], or b[j * ldb + k] when trans, into a block of F16C micro-panels of
 // panel_bytes each (zero-filled beforehand when kc or nc leave padding).

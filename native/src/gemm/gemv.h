@@ -16,9 +16,11 @@ namespace nq::gemm {
 
 constexpr int64_t kSerialWorkBytes = int64_t(4) << 20;
 
-// Threads for a product that streams `work_bytes` (1 when below the cut-off).
+// Threads for a product that streams `work_bytes`: 1 below the cut-off, and 1 inside a parallel region
+// (a caller that splits its own work over threads runs each share's products serially: nested regions
+// get one thread, and the drivers split work by the thread count they ask for).
 inline int threads_for(int64_t work_bytes) {
-  return work_bytes < kSerialWorkBytes ? 1 : nq::cpu::num_threads();
+  return work_bytes < kSerialWorkBytes || omp_in_parallel() ? 1 : nq::cpu::num_threads();
 }
 
 // rows(j0, j1) over a static split of [0, n); each thread streams a contiguous run of W rows.
