@@ -437,6 +437,54 @@ BENCHMARK(BM_HeadF16)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The tied head with its loss, as a training step runs it (GPT-2 small: 256 rows, W (50257, 768), fp16
+// compute): fused = nq_linear_cross_entropy (logits one 384-entry block at a time, W read once), unfused =
+// logits = X W^T, nq_cross_entropy_rows over the rows in place, dX = dlogits W (what the step ran before).
+// Both run in every iteration in rotating order; counters: each side's GFLOPS (the two products' 4 n V C) by
+// wall time, fused_speedup = unfused time / fused time (total and best of each side's calls).
+void BM_HeadLoss(benchmark::State& st) {
+  const auto ct = static_cast<nq_compute_type>(st.range(0));
+  const int64_t n = 256, vocab = 50257, width = 768;
+  const NqFloats x(size_t(n * width), 1), w(size_t(vocab * width), 2), logits(size_t(n * vocab), 3), dx(size_t(n * width), 4);
+  // w ~ N(0, 0.1^2) like a trained embedding: logits of std ~2.8. N(0, 1) would put them at std 28, where most
+  // softmax weights are fp32 subnormals and the fp32 products crawl through microcode assists.
+  for (size_t i = 0; i < size_t(vocab * width); ++i) w.p[i] *= 0.1f;
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  std::mt19937_64 rng(5);
+  for (auto& e : t) e = int32_t(rng() % uint64_t(vocab));
+  std::vector<double> nll(static_cast<size_t>(n));
+  const float scale = 1.0f / float(n);
+  const std::function<void()> sides[] = {
+      [&] { check(nq_linear_cross_entropy(x.p, n, width, w.p, vocab, t.data(), -100, scale, ct, nll.data(), dx.p), st); },
+      [&] {
+        check(nq_gemm_f32_compute(0, 1, n, vocab, width, x.p, w.p, 0.0f, nullptr, ct, logits.p), st);
+        const int nt = nq::cpu::num_threads();
+#pragma omp parallel for num_threads(nt)
+        for (int64_t r = 0; r < n; ++r)
+          nq_cross_entropy_rows(logits.p + r * vocab, 1, vocab, t.data() + r, -100, scale, nll.data() + r);
+        check(nq_gemm_f32_compute(0, 0, n, width, vocab, logits.p, w.p, 0.0f, nullptr, ct, dx.p), st);
+      }};
+  double time[2] = {0.0, 0.0}, best[2] = {1e30, 1e30};
+  int64_t it = 0;
+  for (auto _ : st) {
+    for (int s = 0; s < 2; ++s) {
+      const int side = int((s + it) % 2);
+      const auto t0 = std::chrono::steady_clock::now();
+      sides[side]();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      time[side] += dt;
+      best[side] = std::min(best[side], dt);
+    }
+    ++it;
+  }
+  const double flops = 4.0 * double(n) * double(vocab) * double(width) * double(st.iterations());
+  st.counters["fused_GFLOPS"] = flops * 1e-9 / time[0];
+  st.counters["unfused_GFLOPS"] = flops * 1e-9 / time[1];
+  st.counters["fused_speedup"] = time[1] / time[0];
+  st.counters["fused_speedup_best"] = best[1] / best[0];
+}
+BENCHMARK(BM_HeadLoss)->Arg(NQ_COMPUTE_F16)->Arg(NQ_COMPUTE_F32)->ArgName("compute")->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // The F16 head's B packing alone, on the calling thread: all of W in the driver's blocks (KC = 384, NC = 480),
 // as one F16 head call packs it (2 threads each pack half). V = 0: W read as B stored (N, K) (16x16
 // transposes); V = 1: B stored (K, N). GBps = bytes of W read per second.

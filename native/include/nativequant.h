@@ -464,6 +464,19 @@ NQ_API nq_status nq_attention_backward(const nq_attention_shape* shape, const fl
 NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, const int32_t* targets,
                                        int32_t ignore_index, float scale, double* nll);
 
+/* An output head and its cross-entropy in one pass over the vocabulary, for x (n, c) and
+ * w (v, c) row-major, t = targets[r], logits = x w^T:
+ *   nll[r] = log sum_i exp(logits[r, i]) - logits[r, t]            (sums in double)
+ *   dx[r, :] = scale * (softmax(logits[r, :]) - onehot(t)) w        (overwritten; dx NULL skips it)
+ * Rows with t == ignore_index get nll 0 and a zero dx row. The logits exist one (n, 384) block
+ * at a time (an online softmax per segment of the vocabulary, merged in a fixed order: results
+ * do not depend on the thread count) and w is read once. compute: precision of the two products
+ * as in nq_gemm_f32_compute. Scratch ~ (8 c + 384 threads) n floats, from nq_buffer_alloc.
+ * Targets are checked as in nq_cross_entropy_rows; scale finite. */
+NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, const float* w, int64_t v,
+                                         const int32_t* targets, int32_t ignore_index, float scale,
+                                         nq_compute_type compute, double* nll, float* dx);
+
 /* y (rows, c) = (x - mean) * rstd * weight + bias per row, biased variance, statistics in
  * double: mean[r] and rstd[r] = 1 / sqrt(var + eps) (rows floats each) are what the backward
  * reads. Rows are split over threads from 2^17 elements on. */

@@ -67,6 +67,8 @@ void scale_row(float* row, int64_t v, float k) {
 
 }  // namespace
 
+const RowPasses kRowPassesAvx512{row_max, exp_sum};
+
 double row_avx512(float* row, int64_t v, int64_t t, float scale) {
   const float target = row[t];
   const float max = row_max(row, v);

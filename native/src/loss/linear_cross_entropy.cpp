@@ -1,0 +1,229 @@
+// nq_linear_cross_entropy: an output head and its cross-entropy fused over blocks of the vocabulary, so
+// the (n, V) logits never exist (GPT-2 small at 256 positions: 49 MiB, written, re-read by the loss,
+// re-read by the dX product) and W is read from memory once instead of twice.
+//
+// The vocabulary is cut into blocks of kBlock entries and the blocks into at most kSegments contiguous
+// segments. Per segment, block by block, an online softmax as in flash attention:
+//   L = x W_blk^T (n, vb);  m = running row max (earlier sums and U rescaled by e^(m_old - m));
+//   E = e^(L - m);  s += Σ E,  s' += Σ E without the target;  U += E' W_blk  (E' = E, target zeroed)
+// and at the end the segments are merged in order (results do not depend on which thread ran which):
+//   Z = Σ_seg s e^(m_seg - M),  dx = scale * (Σ_seg U e^(m_seg - M) - Z' W_t) / Z,  nll = M + log Z - L_t
+// where Z' is Z without the target: the target's row of W enters only through Z' / Z = 1 - p_t, so a
+// confident prediction (p_t -> 1) does not subtract two nearly equal vectors.
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "core/overlap.h"
+#include "cpu/cpu.h"
+#include "gemm/gemm_f32.h"
+#include "gemm/gemm_f32_f16.h"
+#include "gemm/validate.h"
+#include "loss/cross_entropy.h"
+
+namespace nq::loss {
+namespace {
+
+// 384 = the GEMM driver's K block for fp32 and fp16 compute: U's product is one K block, and the logits
+// product 4 fp16 (8 fp32) column panels; a block's L (n x 384 floats) stays in L2 beside U.
+constexpr int64_t kBlock = 384;
+// Segments give both threads work (dynamically, so a slow core takes fewer) and bound the scratch (one U
+// each); the merge cost grows with them.
+constexpr int64_t kSegments = 8;
+
+// One segment's running state for n rows.
+struct Segment {
+  float* u;        // (n, c): Σ e^(L - m) W over the segment's vocabulary, target excluded
+  float* m;        // (n): running max of the logits
+  double* s;       // (n): Σ e^(L - m)
+  double* s_nt;    // (n): the same without the target
+};
+
+// The tracked native allocator, so the scratch shows in nq_memory_stats_get.
+struct Scratch {
+  void* p = nullptr;
+  explicit Scratch(uint64_t bytes) {
+    if (nq_buffer_alloc(bytes, &p) != NQ_OK) throw std::bad_alloc();
+  }
+  ~Scratch() { nq_buffer_free(p); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+struct Problem {
+  const float* x;
+  int64_t n, c;
+  const float* w;
+  int64_t v;
+  const int32_t* targets;
+  int32_t ignore;
+  nq_compute_type compute;
+  bool want_dx;
+  const RowPasses* rows;
+  float* target_logit;          // (n): written by the segment holding each row's target
+  const gemm::PrepackedA* x16;  // x packed once for the fp16 kernel (fp16 compute on AVX-512 FP16), else null
+};
+
+void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, float* l) {
+  const int64_t n = p.n, c = p.c;
+  std::fill(seg.m, seg.m + n, -std::numeric_limits<float>::infinity());
+  std::fill(seg.s, seg.s + n, 0.0);
+  std::fill(seg.s_nt, seg.s_nt + n, 0.0);
+  if (p.want_dx) std::memset(seg.u, 0, size_t(n * c) * sizeof(float));
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t v0 = b * kBlock, vb = std::min(kBlock, p.v - v0);
+    const float* wb = p.w + v0 * c;
+    if (p.x16)  // l (n, vb) = x W_blk^T; the same bits either way
+      gemm::gemm_f16_prepacked_a(*p.x16, n, c, wb, vb, true, l);
+    else
+      gemm::gemm_f32_compute(0, 1, n, vb, c, p.x, wb, 0.0f, nullptr, p.compute, l);
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = l + i * vb;
+      const int64_t t = p.targets[i];
+      if (t == p.ignore) {  // contributes nothing; U's row stays 0
+        std::memset(row, 0, size_t(vb) * sizeof(float));
+        continue;
+      }
+      const float bm = p.rows->max(row, vb);
+      if (!(bm <= seg.m[i])) {  // a new max (or NaN, which then reaches every output of the row)
+        if (b > b0) {
+          const double r = std::exp(double(seg.m[i]) - double(bm));
+          seg.s[i] *= r;
+          seg.s_nt[i] *= r;
+          if (p.want_dx)
+            for (int64_t j = 0; j < c; ++j) seg.u[i * c + j] *= float(r);
+        }
+        seg.m[i] = bm;
+      }
+      const bool has_t = t >= v0 && t < v0 + vb;
+      if (has_t) p.target_logit[i] = row[t - v0];
+      const double sum = p.rows->exp_sum(row, vb, seg.m[i]);
+      seg.s[i] += sum;
+      if (has_t) {
+        seg.s_nt[i] += sum - double(row[t - v0]);  // in double: no cancellation worth the name
+        row[t - v0] = 0.0f;
+      } else {
+        seg.s_nt[i] += sum;
+      }
+    }
+    if (p.want_dx) gemm::gemm_f32_compute(0, 0, n, c, vb, l, wb, 1.0f, nullptr, p.compute, seg.u);  // U += E' W_blk
+  }
+}
+
+// Row i's outputs from the segments' states.
+void merge_row(const Problem& p, const Segment* segs, int64_t nseg, float scale, int64_t i, double* nll, float* dx) {
+  const int64_t c = p.c, t = p.targets[i];
+  float* out = dx ? dx + i * c : nullptr;
+  if (t == p.ignore) {
+    nll[i] = 0.0;
+    if (out) std::memset(out, 0, size_t(c) * sizeof(float));
+    return;
+  }
+  float mx = segs[0].m[i];
+  for (int64_t k = 1; k < nseg; ++k) mx = std::isnan(segs[k].m[i]) ? segs[k].m[i] : std::max(mx, segs[k].m[i]);
+  double z = 0.0, z_nt = 0.0;
+  for (int64_t k = 0; k < nseg; ++k) {
+    const double e = std::exp(double(segs[k].m[i]) - double(mx));
+    z += segs[k].s[i] * e;
+    z_nt += segs[k].s_nt[i] * e;
+  }
+  nll[i] = double(mx) + std::log(z) - double(p.target_logit[i]);
+  if (!out) return;
+  const float* wt = p.w + t * c;
+  const float ft = float(double(scale) * z_nt / z);
+  for (int64_t j = 0; j < c; ++j) out[j] = -ft * wt[j];
+  for (int64_t k = 0; k < nseg; ++k) {
+    const float f = float(double(scale) * std::exp(double(segs[k].m[i]) - double(mx)) / z);
+    const float* u = segs[k].u + i * c;
+    for (int64_t j = 0; j < c; ++j) out[j] += f * u[j];
+  }
+}
+
+void linear_cross_entropy(Problem p, float scale, double* nll, float* dx) {
+  const int64_t n = p.n, c = p.c, blocks = (p.v + kBlock - 1) / kBlock, nseg = std::min(blocks, kSegments);
+  const int nt = int(std::min<int64_t>(nq::cpu::num_threads(), nseg));
+  // Scratch: per segment U (n c floats, when dx is wanted), m (n floats), s and s' (n doubles each); per
+  // thread one logits block; the target logits.
+  const int64_t u_floats = p.want_dx ? n * c : 0;
+  const uint64_t seg_bytes = (uint64_t(u_floats + n) * 4 + uint64_t(2 * n) * 8 + 63) / 64 * 64;
+  const uint64_t block_bytes = uint64_t(n * kBlock) * 4;
+  // x packed once instead of once per block (131 times for GPT-2: ~5% of the head's time).
+  const bool prepack = p.compute == NQ_COMPUTE_F16 && nq::cpu::use_avx512fp16();
+  const uint64_t x16_bytes = prepack ? uint64_t(gemm::f16_prepack_bytes(n, c)) : 0;
+  Scratch scratch(uint64_t(nseg) * seg_bytes + uint64_t(nt) * block_bytes + x16_bytes + (uint64_t(n) * 4 + 63) / 64 * 64);
+  auto* base = static_cast<uint8_t*>(scratch.p);
+  Segment segs[kSegments];
+  for (int64_t k = 0; k < nseg; ++k) {
+    uint8_t* s = base + k * seg_bytes;
+    auto* d = reinterpret_cast<double*>(s);  // doubles first: 8-byte alignment
+    segs[k] = {reinterpret_cast<float*>(s + 16 * n), reinterpret_cast<float*>(s + 16 * n) + u_floats, d, d + n};
+  }
+  uint8_t* blocks_at = base + nseg * seg_bytes;
+  uint8_t* x16_at = blocks_at + nt * block_bytes;
+  p.target_logit = reinterpret_cast<float*>(x16_at + x16_bytes);
+  gemm::PrepackedA x16{};
+  if (prepack) {
+    x16 = gemm::f16_prepack_a(p.x, n, c, x16_at);
+    p.x16 = &x16;
+  }
+
+  std::atomic<int64_t> next{0};
+  bool failed = false;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  try {
+    float* l = reinterpret_cast<float*>(blocks_at + omp_get_thread_num() * block_bytes);
+    for (int64_t k; (k = next.fetch_add(1)) < nseg;)
+      run_segment(p, segs[k], blocks * k / nseg, blocks * (k + 1) / nseg, l);
+  } catch (...) {
+#pragma omp atomic write
+    failed = true;
+  }
+  if (failed) throw std::bad_alloc();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * c * nseg >= (int64_t(1) << 17))
+  for (int64_t i = 0; i < n; ++i) merge_row(p, segs, nseg, scale, i, nll, dx);
+}
+
+}  // namespace
+}  // namespace nq::loss
+
+extern "C" {
+
+NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, const float* w, int64_t v,
+                                         const int32_t* targets, int32_t ignore_index, float scale,
+                                         nq_compute_type compute, double* nll, float* dx) {
+  static constexpr const char* fn = "nq_linear_cross_entropy";
+  return nq::guard(fn, [&]() -> nq_status {
+    NQ_CHECK(n >= 0 && n <= nq::gemm::kMaxDim, NQ_ERR_SHAPE, "%s: n must be in 0..2^31, got %lld", fn,
+             static_cast<long long>(n));
+    NQ_CHECK_DIM(fn, c);
+    NQ_CHECK_DIM(fn, v);
+    if (n == 0) return NQ_OK;
+    NQ_CHECK_NOT_NULL(fn, x);
+    NQ_CHECK_NOT_NULL(fn, w);
+    NQ_CHECK_NOT_NULL(fn, targets);
+    NQ_CHECK_NOT_NULL(fn, nll);
+    NQ_CHECK(std::isfinite(scale), NQ_ERR_INVALID_ARGUMENT, "%s: scale must be finite, got %g", fn, double(scale));
+    NQ_CHECK_COMPUTE_F16(fn, compute);
+    NQ_CHECK_NO_OVERLAP(fn, dx, n * c * 4, x, n * c * 4);
+    NQ_CHECK_NO_OVERLAP(fn, dx, n * c * 4, w, v * c * 4);
+    NQ_CHECK_NO_OVERLAP(fn, dx, n * c * 4, nll, n * 8);
+    for (int64_t r = 0; r < n; ++r) {  // all checked before any output is written
+      const int32_t t = targets[r];
+      NQ_CHECK(t == ignore_index || (t >= 0 && t < v), NQ_ERR_INVALID_ARGUMENT,
+               "%s: target %d at row %lld is outside [0, %lld) and not ignore_index %d", fn, t,
+               static_cast<long long>(r), static_cast<long long>(v), ignore_index);
+    }
+    const nq::loss::RowPasses* rows =
+        nq::cpu::use(NQ_ISA_AVX512) ? &nq::loss::kRowPassesAvx512 : &nq::loss::kRowPassesRef;
+    nq::loss::linear_cross_entropy({x, n, c, w, v, targets, ignore_index, compute, dx != nullptr, rows, nullptr, nullptr},
+                                   scale, nll, dx);
+    return NQ_OK;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,233 @@
+// nq_linear_cross_entropy: against a float64 head + softmax on fresh random data (vocabularies of one
+// block, a few blocks and every segment, targets on block edges, ignored and confident rows), against the
+// unfused path (nq_gemm_f32_compute + nq_cross_entropy_rows + the dX product), thread-count independence,
+// every output written, and argument errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "nativequant.h"
+
+namespace {
+
+constexpr int32_t kIgnore = -100;
+
+struct Head {
+  int64_t n, c, v;
+  std::vector<float> x, w;
+  std::vector<int32_t> t;
+};
+
+// x ~ N(0, 1), w ~ N(0, 0.3); every 5th row ignored, targets on block edges (383, 384) and the ends; row 1
+// confident: x is 4 w[t] scaled so its logit leads the others by ~30 (p_t ~ 1 - 1e-13 at c = 64).
+Head make_head(int64_t n, int64_t c, int64_t v, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> x01(0.0f, 1.0f), w01(0.0f, 0.3f);
+  Head h{n, c, v, std::vector<float>(size_t(n * c)), std::vector<float>(size_t(v * c)), std::vector<int32_t>(size_t(n))};
+  for (auto& e : h.x) e = x01(rng);
+  for (auto& e : h.w) e = w01(rng);
+  const int64_t edges[] = {0, v - 1, 383, 384};
+  for (int64_t r = 0; r < n; ++r)
+    h.t[size_t(r)] = r % 5 == 4 ? kIgnore : r < 4 && edges[r] < v ? int32_t(edges[r]) : int32_t(rng() % uint64_t(v));
+  if (n > 1) {
+    const int64_t t = h.t[1];
+    double norm = 0.0;
+    for (int64_t k = 0; k < c; ++k) norm += double(h.w[size_t(t * c + k)]) * h.w[size_t(t * c + k)];
+    for (int64_t k = 0; k < c; ++k) h.x[size_t(c + k)] = float(30.0 * h.w[size_t(t * c + k)] / norm);
+  }
+  return h;
+}
+
+struct Out {
+  std::vector<double> nll;
+  std::vector<float> dx;
+};
+
+Out fused(const Head& h, float scale, nq_compute_type ct, bool with_dx = true) {
+  Out o{std::vector<double>(size_t(h.n), std::numeric_limits<double>::quiet_NaN()),
+        std::vector<float>(with_dx ? size_t(h.n * h.c) : 0, std::numeric_limits<float>::quiet_NaN())};
+  EXPECT_EQ(nq_linear_cross_entropy(h.x.data(), h.n, h.c, h.w.data(), h.v, h.t.data(), kIgnore, scale, ct,
+                                    o.nll.data(), with_dx ? o.dx.data() : nullptr),
+            NQ_OK);
+  return o;
+}
+
+// The unfused path the fused op replaces: logits, cross-entropy rows, dX = dlogits W.
+Out unfused(const Head& h, float scale, nq_compute_type ct) {
+  std::vector<float> logits(size_t(h.n * h.v));
+  Out o{std::vector<double>(size_t(h.n)), std::vector<float>(size_t(h.n * h.c))};
+  EXPECT_EQ(nq_gemm_f32_compute(0, 1, h.n, h.v, h.c, h.x.data(), h.w.data(), 0.0f, nullptr, ct, logits.data()), NQ_OK);
+  EXPECT_EQ(nq_cross_entropy_rows(logits.data(), h.n, h.v, h.t.data(), kIgnore, scale, o.nll.data()), NQ_OK);
+  EXPECT_EQ(nq_gemm_f32_compute(0, 0, h.n, h.c, h.v, logits.data(), h.w.data(), 0.0f, nullptr, ct, o.dx.data()), NQ_OK);
+  return o;
+}
+
+// float64 outputs, and per row the logit error bound of a product in precision `unit` (relative rounding
+// per operation): c * unit * max_v Σ_k |x_k w_vk| (the usual γ_c bound of a dot product).
+struct Ref {
+  std::vector<double> nll, dx, logit_err;
+  std::vector<double> w_max;  // max |w| (for dx tolerances)
+};
+
+Ref reference(const Head& h, float scale, double unit) {
+  Ref r{std::vector<double>(size_t(h.n)), std::vector<double>(size_t(h.n * h.c)), std::vector<double>(size_t(h.n)), {0.0}};
+  for (float e : h.w) r.w_max[0] = std::max(r.w_max[0], double(std::fabs(e)));
+  std::vector<double> l(size_t(h.v));
+  for (int64_t i = 0; i < h.n; ++i) {
+    double m = -INFINITY, worst = 0.0;
+    for (int64_t j = 0; j < h.v; ++j) {
+      double s = 0.0, a = 0.0;
+      for (int64_t k = 0; k < h.c; ++k) {
+        const double p = double(h.x[size_t(i * h.c + k)]) * h.w[size_t(j * h.c + k)];
+        s += p;
+        a += std::fabs(p);
+      }
+      l[size_t(j)] = s;
+      m = std::max(m, s);
+      worst = std::max(worst, a);
+    }
+    r.logit_err[size_t(i)] = double(h.c) * unit * worst;
+    const int32_t t = h.t[size_t(i)];
+    if (t == kIgnore) continue;
+    double z = 0.0;
+    for (int64_t j = 0; j < h.v; ++j) z += std::exp(l[size_t(j)] - m);
+    r.nll[size_t(i)] = m + std::log(z) - l[size_t(t)];
+    for (int64_t j = 0; j < h.v; ++j) {
+      const double g = scale * (std::exp(l[size_t(j)] - m) / z - (j == t ? 1.0 : 0.0));
+      for (int64_t k = 0; k < h.c; ++k) r.dx[size_t(i * h.c + k)] += g * h.w[size_t(j * h.c + k)];
+    }
+  }
+  return r;
+}
+
+// Tolerances from the logit error e of the precision: the NLL moves by <= 2e (the target's logit and the
+// log-sum-exp); each softmax weight by a factor e^(±2e), so dx by <= scale max|w| (4e) plus the rounding of
+// the dX product itself (`product`, relative to scale max|w|).
+void expect_near_reference(const Head& h, const Out& o, const Ref& r, float scale, double product, const char* what) {
+  for (int64_t i = 0; i < h.n; ++i) {
+    const double e = r.logit_err[size_t(i)];
+    if (h.t[size_t(i)] == kIgnore) {
+      EXPECT_EQ(o.nll[size_t(i)], 0.0) << what << " row " << i;
+    } else {
+      EXPECT_NEAR(o.nll[size_t(i)], r.nll[size_t(i)], 2 * e + 1e-9) << what << " row " << i;
+    }
+    const double tol = scale * r.w_max[0] * (4 * e + product);
+    for (int64_t k = 0; k < h.c; ++k)
+      ASSERT_NEAR(o.dx[size_t(i * h.c + k)], r.dx[size_t(i * h.c + k)], tol) << what << " row " << i << " k " << k;
+  }
+}
+
+struct Shape {
+  int64_t n, c, v;
+};
+
+class LinearCrossEntropy : public ::testing::TestWithParam<Shape> {};
+
+// fp32 products: unit 2^-24. The dX product adds the rounding of U's block sums and of the softmax weights
+// (a few ulps of scale max|w| per term; 1e-5 covers 384-term blocks).
+TEST_P(LinearCrossEntropy, F32MatchesFloat64) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 7 + s.c));
+  const float scale = 1.0f / 9.0f;
+  expect_near_reference(h, fused(h, scale, NQ_COMPUTE_F32), reference(h, scale, 0x1p-24), scale, 1e-5, "f32");
+}
+
+// fp16 chunk scheme (f16_chunk.h): operands rounded to 11 bits (2^-12 each) and 64-term fp16 sums (~2^-11
+// sqrt(32) measured ~1.2e-3): unit 2^-9 bounds it for the logits; the dX product is another such product,
+// relative 2^-9 * 8 of scale max|w| (its terms are softmax weights summing to <= 2).
+TEST_P(LinearCrossEntropy, F16MatchesFloat64AndTheUnfusedPath) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 5 + s.c));
+  const float scale = 1.0f / 9.0f;
+  const Out f = fused(h, scale, NQ_COMPUTE_F16);
+  const Ref r = reference(h, scale, 0x1p-9);
+  expect_near_reference(h, f, r, scale, 0x1p-6, "f16 fused");
+  expect_near_reference(h, unfused(h, scale, NQ_COMPUTE_F16), r, scale, 0x1p-6, "f16 unfused");
+}
+
+TEST_P(LinearCrossEntropy, ResultsDoNotDependOnThreadsAndDxIsOptional) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 3 + s.c));
+  int32_t threads = 1;
+  ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
+  for (nq_compute_type ct : {NQ_COMPUTE_F32, NQ_COMPUTE_F16}) {
+    const Out all = fused(h, 0.25f, ct);
+    ASSERT_EQ(nq_threads_set(1), NQ_OK);
+    const Out one = fused(h, 0.25f, ct);
+    ASSERT_EQ(nq_threads_set(threads), NQ_OK);
+    for (size_t i = 0; i < all.nll.size(); ++i) ASSERT_EQ(all.nll[i], one.nll[i]) << "row " << i;
+    for (size_t i = 0; i < all.dx.size(); ++i) ASSERT_EQ(all.dx[i], one.dx[i]) << "element " << i;  // NaN-filled before
+    const Out nll_only = fused(h, 0.25f, ct, false);
+    for (size_t i = 0; i < all.nll.size(); ++i) ASSERT_EQ(all.nll[i], nll_only.nll[i]) << "row " << i;
+  }
+}
+
+// Row 1 is confident (max |dx| ~ 4e-6 of scale at v = 50257): dx = scale (Σ_{v≠t} p_v w_v - (1 - p_t) w_t). The
+// fused op forms 1 - p_t as Σ_{v≠t} e / Σ e and never subtracts w_t from a near-equal vector, so the row keeps the
+// relative accuracy of its logits (measured 3.6e-7 of the row's largest element; fp32 logits are within
+// c 2^-24 Σ|x w| ~ 1.5e-4 here, and only their differences matter); the unfused path rounds p_t - 1 in fp32 and
+// is off by 4.9e-4 of it, which the 1e-4 bound rejects.
+TEST(LinearCrossEntropy, ConfidentRowKeepsItsRelativeAccuracy) {
+  const Head h = make_head(6, 64, 50257, 11);
+  const float scale = 1.0f / 5.0f;
+  const Ref r = reference(h, scale, 0x1p-24);
+  const Out f = fused(h, scale, NQ_COMPUTE_F32), u = unfused(h, scale, NQ_COMPUTE_F32);
+  double big = 0.0, err = 0.0, err_unfused = 0.0;
+  for (int64_t k = 0; k < h.c; ++k) {
+    const double ref = r.dx[size_t(h.c + k)];
+    big = std::max(big, std::fabs(ref));
+    err = std::max(err, std::fabs(f.dx[size_t(h.c + k)] - ref));
+    err_unfused = std::max(err_unfused, std::fabs(u.dx[size_t(h.c + k)] - ref));
+  }
+  EXPECT_LT(big, 1e-4 * scale) << "row 1 is not confident: the test lost its point";
+  EXPECT_LT(err, 1e-4 * big);
+  EXPECT_GT(err_unfused, 1e-4 * big) << "the unfused path got as accurate: the bound no longer shows the point";
+}
+
+// One block (v < 384), a partial last block, several segments of several blocks (50257: 131 blocks in 8
+// segments), rows that are not a multiple of the micro-kernels' 8.
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearCrossEntropy,
+                         ::testing::Values(Shape{3, 16, 5}, Shape{13, 64, 383}, Shape{21, 96, 1000},
+                                           Shape{37, 64, 50257}, Shape{8, 130, 3100}),
+                         [](const auto& i) {
+                           return "n" + std::to_string(i.param.n) + "_c" + std::to_string(i.param.c) + "_v" +
+                                  std::to_string(i.param.v);
+                         });
+
+TEST(LinearCrossEntropyArgs, ZeroRowsIsANoOp) {
+  EXPECT_EQ(nq_linear_cross_entropy(nullptr, 0, 4, nullptr, 5, nullptr, kIgnore, 1.0f, NQ_COMPUTE_F32, nullptr, nullptr),
+            NQ_OK);
+}
+
+TEST(LinearCrossEntropyArgs, BadArgumentsReturnStatusAndWriteNothing) {
+  const Head h = make_head(2, 4, 3, 1);
+  std::vector<double> nll(2, -1.0);
+  std::vector<float> dx(8, -1.0f);
+  const int32_t t_high[] = {0, 3}, t_neg[] = {-1, 0};
+  const auto call = [&](const float* x, int64_t n, int64_t c, const float* w, int64_t v, const int32_t* t, float sc,
+                        int ct, double* nl, float* d) {
+    return nq_linear_cross_entropy(x, n, c, w, v, t, kIgnore, sc, static_cast<nq_compute_type>(ct), nl, d);
+  };
+  const float* x = h.x.data();
+  const float* w = h.w.data();
+  const int32_t* t = h.t.data();
+  EXPECT_EQ(call(x, -1, 4, w, 3, t, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_SHAPE);
+  EXPECT_EQ(call(x, 2, 0, w, 3, t, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(x, 2, 4, w, 0, t, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(nullptr, 2, 4, w, 3, t, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(call(x, 2, 4, nullptr, 3, t, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(call(x, 2, 4, w, 3, nullptr, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t, 1.0f, 0, nullptr, dx.data()), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t, NAN, 0, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t, 1.0f, 7, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t_high, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t_neg, 1.0f, 0, nll.data(), dx.data()), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(call(x, 2, 4, w, 3, t, 1.0f, 0, nll.data(), const_cast<float*>(x) + 1), NQ_ERR_OVERLAP);
+  EXPECT_EQ(nll, std::vector<double>(2, -1.0));
+  EXPECT_EQ(dx, std::vector<float>(8, -1.0f));
+}
+
+}  // namespace
