@@ -5,16 +5,22 @@ using Tensor = NativeQuant.Tensors.Tensor;
 
 namespace NativeQuant.Autograd;
 
-// The output head fused with its cross-entropy. A chunk of rows at a time: logits (rows, V) -> loss and
-// dL/dlogits in place -> dL/dhidden (and dL/dW) for those rows, so neither the (N, V) logits nor their gradient
-// ever exist (GPT-2 small at 255 positions: 2 x 49 MiB). The gradients are computed during the forward, for a
-// loss gradient of 1, and scaled by the actual one in backward.
+// The output head fused with its cross-entropy, so neither the (N, V) logits nor their gradient ever exist (GPT-2
+// small at 255 positions: 2 x 49 MiB). The gradients are computed during the forward, for a loss gradient of 1, and
+// scaled by the actual one in backward. A frozen fp32 head (the usual case: a tied embedding) runs natively in one
+// pass over W (nq_linear_cross_entropy: logits a 384-entry block at a time with an online softmax); a quantized or
+// trainable head runs a chunk of rows at a time: logits (rows, V) -> loss and dL/dlogits in place -> dL/dhidden
+// (and dL/dW) for those rows.
 public static unsafe partial class Functional
 {
-    // Logits scratch per chunk: a 256-token GPT-2 sequence (V = 50257) in one chunk, 49 MiB. Each chunk runs two
-    // GEMMs over all of W and packs W for each (fp16 compute: ~half of a 64-row chunk's time), so fewer, larger
-    // chunks pay that once; the scratch is still a fraction of the activations it sits beside.
+    // Logits scratch per chunk of the row-chunked path: a 256-token GPT-2 sequence (V = 50257) in one chunk, 49 MiB.
+    // Each chunk runs two GEMMs over all of W and packs W for each (fp16 compute: ~half of a 64-row chunk's time), so
+    // fewer, larger chunks pay that once; the scratch is still a fraction of the activations it sits beside.
     internal const long HeadChunkBytes = 256L * 50257 * sizeof(float);
+
+    // Rows per nq_linear_cross_entropy call: its scratch is ~8 x rows x C floats (6 MiB for GPT-2 small at 256), and
+    // each call reads W once.
+    private const int FusedHeadRows = 256;
 
     /// <summary>Mean cross-entropy of <paramref name="targets"/> (N) int32 under logits = hidden (N, C) · weightᵀ,
     /// weight (V, C): the value and gradients of <c>CrossEntropy(Linear(hidden, weight), targets, ignoreIndex)</c>
@@ -30,7 +36,8 @@ public static unsafe partial class Functional
         float* w = weight.DataPointer;
         var head = new HeadProducts(
             (x, m, logits) => Gemm.Sgemm(false, true, m, v, c, x, w, 0f, logits, compute),  // (m, V) = x · Wᵀ
-            (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx, compute));      // dx (m, C) += dl · W
+            (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx, compute),       // dx (m, C) += dl · W
+            (x, m, t, scale, nll, dx) => Nq.Check(NativeMethods.nq_linear_cross_entropy(x, m, c, w, v, t, ignoreIndex, scale, compute, nll, dx)));
         return HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
     }
 
@@ -40,9 +47,12 @@ public static unsafe partial class Functional
         HeadCrossEntropy(hidden, null, new HeadProducts((x, m, logits) => weight.MatMulTransposed(x, m, null, logits), (dl, m, dx) => weight.MatMulInputGrad(dl, m, 1f, dx)),
                          weight.OutFeatures, weight.InFeatures, targets, ignoreIndex);
 
-    private readonly record struct HeadProducts(HeadProduct Logits, HeadProduct AccumulateInputGrad);
+    private readonly record struct HeadProducts(HeadProduct Logits, HeadProduct AccumulateInputGrad, FusedHead? Fused = null);
 
     private delegate void HeadProduct(float* input, int m, float* output);
+
+    // nll (m) and dx (m, C) = scale · dL/dx (overwritten; null: loss only) for m rows at once, W read once.
+    private delegate void FusedHead(float* input, int m, int* targets, float scale, double* nll, float* dx);
 
     private static Tensor HeadCrossEntropy(Tensor hidden, Tensor? weight, HeadProducts head, int v, int c, Tensor targets, int ignoreIndex)
     {
@@ -57,7 +67,20 @@ public static unsafe partial class Functional
         var gx = record && hidden.RequiresGrad ? Tensor.Zeros([n, c]) : null;                           // dL/dhidden for dL = 1
         var gw = record && weight is { RequiresGrad: true } ? Tensor.Zeros([v, c]) : null;              // dL/dW for dL = 1
         double total = 0;
-        if (count > 0)
+        if (count > 0 && head.Fused is { } fused && gw == null)
+        {
+            var nll = new double[Math.Min(n, FusedHeadRows)];
+            float* hp = hidden.DataPointer;
+            int* tp = (int*)targets.RawPointer;
+            fixed (double* np = nll)
+                for (int r0 = 0; r0 < n; r0 += FusedHeadRows)
+                {
+                    int m = Math.Min(FusedHeadRows, n - r0);
+                    fused(hp + (long)r0 * c, m, tp + r0, 1f / count, np, gx == null ? null : gx.DataPointer + (long)r0 * c);
+                    for (int r = 0; r < m; r++) total += nll[r];
+                }
+        }
+        else if (count > 0)
         {
             int rows = (int)Math.Clamp(HeadChunkBytes / ((long)v * sizeof(float)), 1, n);
             var nll = new double[rows];
