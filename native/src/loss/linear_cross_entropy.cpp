@@ -74,7 +74,6 @@ void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, f
   std::fill(seg.m, seg.m + n, -std::numeric_limits<float>::infinity());
   std::fill(seg.s, seg.s + n, 0.0);
   std::fill(seg.s_nt, seg.s_nt + n, 0.0);
-  if (p.want_dx) std::memset(seg.u, 0, size_t(n * c) * sizeof(float));
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t v0 = b * kBlock, vb = std::min(kBlock, p.v - v0);
     const float* wb = p.w + v0 * c;
@@ -91,7 +90,7 @@ void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, f
       }
       const float bm = p.rows->max(row, vb);
       if (!(bm <= seg.m[i])) {  // a new max (or NaN, which then reaches every output of the row)
-        if (b > b0) {
+        if (b > b0) {  // (the first block starts the sums and writes U)
           const double r = std::exp(double(seg.m[i]) - double(bm));
           seg.s[i] *= r;
           seg.s_nt[i] *= r;
@@ -111,7 +110,8 @@ void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, f
         seg.s_nt[i] += sum;
       }
     }
-    if (p.want_dx) gemm::gemm_f32_compute(0, 0, n, c, vb, l, wb, 1.0f, nullptr, p.compute, seg.u);  // U += E' W_blk
+    if (p.want_dx)  // U (+)= E' W_blk: the first block writes U, so it needs no zeroing
+      gemm::gemm_f32_compute(0, 0, n, c, vb, l, wb, b > b0 ? 1.0f : 0.0f, nullptr, p.compute, seg.u);
   }
 }
 
