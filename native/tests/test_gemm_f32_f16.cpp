@@ -246,6 +246,31 @@ TEST(GemmF32F16, SharedARingMatchesOneThreadBitwise) {
 
 // The SIMD B packer writes exactly the scalar chunk rule's fp16 values and scales in both layouts,
 // for zero, Inf, subnormal-max, 1e±30 and near-FLT_MAX (clamped shift) columns.
+// Wide products split over threads in dynamically claimed column units (driver.h: >= 16 tiles for 2 threads):
+// fp16 with a shared A and fp32 with A read in place, edge rows, several K blocks, both B layouts. Two threads
+// give one thread's bits whichever units each claimed, and write every output (beta = 0 starts from NaN).
+TEST(GemmF32F16, DynamicColumnUnitsMatchOneThreadBitwise) {
+  const Shape s{37, 2000, 1000};
+  int32_t saved = 1;
+  ASSERT_EQ(nq_threads_get(&saved), NQ_OK);
+  int v = 0;
+  for (nq_compute_type ct : {NQ_COMPUTE_F16, NQ_COMPUTE_F32})
+    for (int tb = 0; tb < 2; ++tb, ++v) {
+      const auto a = randn(size_t(s.m * s.k), uint64_t(400 + v)), b = randn(size_t(s.n * s.k), uint64_t(500 + v));
+      std::vector<float> c[2];
+      for (int threads = 1; threads <= 2; ++threads) {
+        ASSERT_EQ(nq_threads_set(threads), NQ_OK);
+        c[threads - 1].assign(size_t(s.m * s.n), std::nanf(""));
+        ASSERT_EQ(nq_gemm_f32_compute(0, tb, s.m, s.n, s.k, a.data(), b.data(), 0.0f, nullptr, ct, c[threads - 1].data()),
+                  NQ_OK)
+            << nq_last_error_message();
+      }
+      ASSERT_EQ(nq_threads_set(saved), NQ_OK);
+      ASSERT_TRUE(all_finite(c[1])) << "compute " << ct << " tb " << tb;
+      ASSERT_EQ(std::memcmp(c[0].data(), c[1].data(), c[0].size() * sizeof(float)), 0) << "compute " << ct << " tb " << tb;
+    }
+}
+
 // An A packed once and reused (gemm_f16_prepacked_a, the fused head's logits blocks) gives nq_gemm_f32_compute's
 // bits: the same panels, read from the prepacked buffer; NaN-filled C shows every element written. Shapes as
 // above (edge tiles, k tails, several K blocks), both B layouts, on 1 and all threads.

@@ -13,6 +13,8 @@
 //         jr over nc in NR                -> micro-kernel on C tile (ir, jc + jr)
 // Threads split N first (each packs only its own B), then M when N has too few tiles, or M first when
 // A is packed and the larger operand; small products run on the calling thread (threads_for in gemv.h).
+// A wide N is claimed in column units (then the loop nest above runs per unit) rather than cut in equal
+// halves, so a slower core does less of it.
 // Threads that split only N share one packed A (SharedA): each micro-panel is packed once, by the first
 // thread to reach it, and every thread starts its row loop at a different panel (fp16 4-bit GEMM at
 // M = 256, N = K = 768: packing A took 9-10% of the CPU time with both threads packing all of it, 5.5-6%
@@ -199,6 +201,14 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   const int64_t ring = SharedA::ring_for(k_blocks, m_tiles, a_panel_bytes);
   const bool share_a = a_packed && tm == 1 && tn > 1 && ring >= std::min<int64_t>(k_blocks, 2);
   const SharedA shared = share_a ? SharedA(ring, m_tiles, a_panel_bytes, tn) : SharedA();
+  // Threads that split only N claim column units dynamically when any thread may read any K block of A (in place,
+  // prepacked, or shared with every K block resident): a core slowed by its neighbour (this 2-vCPU VM's second
+  // core ran at 40-90% of the first's speed at times) then takes fewer units instead of holding the other at the
+  // join. ~4 units per thread, of at least 2 tiles: every unit reads all of A, and 1-tile units (dX at N = 768)
+  // made the NF4 backward 20-40% slower. Each C element still comes from one thread in K order: same bits.
+  const int64_t unit_tiles = std::min(NC / nr, n_tiles / (4 * tn));
+  const bool dynamic = tm == 1 && tn > 1 && unit_tiles >= 2 && (!a_packed || (share_a && ring == k_blocks));
+  std::atomic<int64_t> next_unit{0};
 
   // An exception must not leave an OpenMP region: a thread that cannot get its scratch
   // skips its tiles and the failure is rethrown (as bad_alloc) after the region.
@@ -210,7 +220,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     const int64_t m0 = m_tiles * ti / tm * mr, m1 = std::min(M, m_tiles * (ti + 1) / tm * mr);
     const int64_t n0 = n_tiles * tj / tn * nr, n1 = std::min(N, n_tiles * (tj + 1) / tn * nr);
     auto* bbuf = static_cast<uint8_t*>(
-        arena_get(kSlotB, size_t(round_up(std::min(NC, n1 - n0), nr) * kcmax * esb)));
+        arena_get(kSlotB, size_t(round_up(std::min(NC, dynamic ? unit_tiles * nr : n1 - n0), nr) * kcmax * esb)));
     // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then,
     // and with a shared A one private panel serves the rare panel another thread is packing (all of a K
     // block's panels when the ring may be full).
@@ -223,69 +233,77 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     // Row panels in the order this thread visits them: with a shared A, threads start apart.
     const int64_t mpan = (m1 - m0 + mr - 1) / mr, mstart = share_a ? mpan * tj / tn : 0;
 
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      const int64_t kc = std::min(KC, K - pc);
-      const int64_t kcp = round_up(kc, kg);
-      const bool acc = accumulate || pc > 0;
-      const bool last = pc + kc >= K;
-      const PackGeom ga{mr, kg, kcp, mr * kcp};
-      const auto pack_panel = [&](uint8_t* ap, int64_t ir, int rows) {
-        if constexpr (!a_pre) {
-          if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
-          pack_a(ap, ga, ir, rows, pc, kc);
-        }
-      };
-      const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
-      const int64_t kb = pc / KC;
-      const bool shared_kb = share_a && shared.open(kb);
-      if (!shared_kb && !a_pre)
-        for (int64_t ir = m0; ir < m1; ir += mr) {
-          const int rows = int(std::min<int64_t>(mr, m1 - ir));
-          if (adirect && rows == mr) continue;
-          pack_panel(a_panel(ir), ir, rows);
-        }
-      for (int64_t jc = n0; jc < n1; jc += NC) {
-        const int64_t nc = std::min(NC, n1 - jc);
-        const int64_t npan = (nc + nr - 1) / nr;
-        const PackGeom gb{nr, kg, kcp, nr * kcp};
-        if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
-        pack_b(bbuf, gb, pc, kc, jc, nc);
-        for (int64_t t = 0; t < mpan; ++t) {
-          const int64_t ir = m0 + (mstart + t) % mpan * mr;
-          const int rows = int(std::min<int64_t>(mr, m1 - ir));
-          const uint8_t* abuf_p = nullptr;
-          if constexpr (a_pre)
-            abuf_p = pack_a.prepacked(ir, pc);
-          else
-            abuf_p = shared_kb ? shared.get(kb, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
-                               : a_panel(ir);
-          const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
-          // C tile (ir, j) [+]= A rows x B micro-panel bp.
-          const auto tile = [&](const uint8_t* bp, void* c, int64_t ldc_, bool acc_) {
-            if (arow)
-              uk.run_strided(kc, arow, lda, bp, c, ldc_, acc_);
+    // Columns [c0, c1) of the thread's rows over all of K.
+    const auto columns = [&](int64_t c0, int64_t c1) {
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = std::min(KC, K - pc);
+        const int64_t kcp = round_up(kc, kg);
+        const bool acc = accumulate || pc > 0;
+        const bool last = pc + kc >= K;
+        const PackGeom ga{mr, kg, kcp, mr * kcp};
+        const auto pack_panel = [&](uint8_t* ap, int64_t ir, int rows) {
+          if constexpr (!a_pre) {
+            if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
+            pack_a(ap, ga, ir, rows, pc, kc);
+          }
+        };
+        const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
+        const int64_t kb = pc / KC;
+        const bool shared_kb = share_a && shared.open(kb);
+        if (!shared_kb && !a_pre)
+          for (int64_t ir = m0; ir < m1; ir += mr) {
+            const int rows = int(std::min<int64_t>(mr, m1 - ir));
+            if (adirect && rows == mr) continue;
+            pack_panel(a_panel(ir), ir, rows);
+          }
+        for (int64_t jc = c0; jc < c1; jc += NC) {
+          const int64_t nc = std::min(NC, c1 - jc);
+          const int64_t npan = (nc + nr - 1) / nr;
+          const PackGeom gb{nr, kg, kcp, nr * kcp};
+          if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
+          pack_b(bbuf, gb, pc, kc, jc, nc);
+          for (int64_t t = 0; t < mpan; ++t) {
+            const int64_t ir = m0 + (mstart + t) % mpan * mr;
+            const int rows = int(std::min<int64_t>(mr, m1 - ir));
+            const uint8_t* abuf_p = nullptr;
+            if constexpr (a_pre)
+              abuf_p = pack_a.prepacked(ir, pc);
             else
-              uk.run(kcp / kg, abuf_p, bp, c, ldc_, acc_);
-          };
-          for (int64_t p = 0; p < npan; ++p) {
-            const int64_t j = jc + p * nr;
-            const int cols = int(std::min<int64_t>(nr, jc + nc - j));
-            const uint8_t* bp = bbuf + p * gb.panel_elems * esb;
-            Acc* cp = C + ir * ldc + j;
-            if (rows == mr && cols == nr) {
-              tile(bp, cp, ldc, acc);
-            } else {
-              tile(bp, ctile, nr, false);
-              for (int r = 0; r < rows; ++r)
-                for (int c = 0; c < cols; ++c)
-                  cp[r * ldc + c] = acc ? Acc(cp[r * ldc + c] + ctile[r * nr + c]) : ctile[r * nr + c];
+              abuf_p = shared_kb ? shared.get(kb, (ir - m0) / mr, abuf, [&](uint8_t* ap) { pack_panel(ap, ir, rows); })
+                                 : a_panel(ir);
+            const float* arow = adirect && rows == mr ? adirect + (ir - m0) * lda : nullptr;
+            // C tile (ir, j) [+]= A rows x B micro-panel bp.
+            const auto tile = [&](const uint8_t* bp, void* c, int64_t ldc_, bool acc_) {
+              if (arow)
+                uk.run_strided(kc, arow, lda, bp, c, ldc_, acc_);
+              else
+                uk.run(kcp / kg, abuf_p, bp, c, ldc_, acc_);
+            };
+            for (int64_t p = 0; p < npan; ++p) {
+              const int64_t j = jc + p * nr;
+              const int cols = int(std::min<int64_t>(nr, jc + nc - j));
+              const uint8_t* bp = bbuf + p * gb.panel_elems * esb;
+              Acc* cp = C + ir * ldc + j;
+              if (rows == mr && cols == nr) {
+                tile(bp, cp, ldc, acc);
+              } else {
+                tile(bp, ctile, nr, false);
+                for (int r = 0; r < rows; ++r)
+                  for (int c = 0; c < cols; ++c)
+                    cp[r * ldc + c] = acc ? Acc(cp[r * ldc + c] + ctile[r * nr + c]) : ctile[r * nr + c];
+              }
+              if (last) epilogue(cp, ldc, ir, j, rows, cols);
             }
-            if (last) epilogue(cp, ldc, ir, j, rows, cols);
           }
         }
+        if (share_a) shared.finish(tj, kb);
       }
-      if (share_a) shared.finish(tj, kb);
-    }
+    };
+    if (dynamic)
+      for (int64_t u; (u = next_unit.fetch_add(1, std::memory_order_relaxed)) * unit_tiles < n_tiles;)
+        columns(u * unit_tiles * nr, std::min(N, (u + 1) * unit_tiles * nr));
+    else
+      columns(n0, n1);
   } catch (...) {
 #pragma omp atomic write
     failed = true;
