@@ -386,6 +386,27 @@ struct NqFloats {
   NqFloats& operator=(const NqFloats&) = delete;
 };
 
+// Every side once per benchmark iteration, in an order rotated each iteration so load and cache warmth hit them
+// alike: time[s] = side s's total seconds, best[s] its fastest call.
+void time_sides(benchmark::State& st, const std::vector<std::function<void()>>& sides, std::vector<double>& time,
+                std::vector<double>& best) {
+  const size_t ns = sides.size();
+  time.assign(ns, 0.0);
+  best.assign(ns, 1e30);
+  size_t it = 0;
+  for (auto _ : st) {
+    for (size_t s = 0; s < ns; ++s) {
+      const size_t side = (s + it) % ns;
+      const auto t0 = std::chrono::steady_clock::now();
+      sides[side]();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      time[side] += dt;
+      best[side] = std::min(best[side], dt);
+    }
+    ++it;
+  }
+}
+
 // The tied fp32 LM head of QLoRA training (GPT-2 small; Functional.LinearCrossEntropy runs it on chunks of
 // 64 rows): V = 0 logits = X W^T (NT, beta 0), V = 1 dX += dlogits W (NN, beta 1), W (50257, 768).
 // nq_gemm_f32_compute with NQ_COMPUTE_F16 vs NQ_COMPUTE_F32 (vs OpenBLAS sgemm when built with it), all
@@ -413,19 +434,8 @@ void BM_HeadF16(benchmark::State& st) {
   st.SetLabel(openblas_get_corename());
 #endif
   const size_t ns = sides.size();
-  std::vector<double> t(ns, 0.0), best(ns, 1e30);
-  int64_t it = 0;
-  for (auto _ : st) {
-    for (size_t s = 0; s < ns; ++s) {
-      const size_t side = (s + size_t(it)) % ns;
-      const auto t0 = std::chrono::steady_clock::now();
-      sides[side]();
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      t[side] += dt;
-      best[side] = std::min(best[side], dt);
-    }
-    ++it;
-  }
+  std::vector<double> t, best;
+  time_sides(st, sides, t, best);
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(st.iterations());
   for (size_t s = 0; s < ns; ++s) st.counters[std::string(names[s]) + "_GFLOPS"] = flops * 1e-9 / t[s];
   st.counters["f16_speedup"] = t[1] / t[0];
@@ -454,7 +464,7 @@ void BM_HeadLoss(benchmark::State& st) {
   for (auto& e : t) e = int32_t(rng() % uint64_t(vocab));
   std::vector<double> nll(static_cast<size_t>(n));
   const float scale = 1.0f / float(n);
-  const std::function<void()> sides[] = {
+  const std::vector<std::function<void()>> sides = {
       [&] { check(nq_linear_cross_entropy(x.p, n, width, w.p, vocab, t.data(), -100, scale, ct, nll.data(), dx.p), st); },
       [&] {
         check(nq_gemm_f32_compute(0, 1, n, vocab, width, x.p, w.p, 0.0f, nullptr, ct, logits.p), st);
@@ -464,19 +474,8 @@ void BM_HeadLoss(benchmark::State& st) {
           nq_cross_entropy_rows(logits.p + r * vocab, 1, vocab, t.data() + r, -100, scale, nll.data() + r);
         check(nq_gemm_f32_compute(0, 0, n, width, vocab, logits.p, w.p, 0.0f, nullptr, ct, dx.p), st);
       }};
-  double time[2] = {0.0, 0.0}, best[2] = {1e30, 1e30};
-  int64_t it = 0;
-  for (auto _ : st) {
-    for (int s = 0; s < 2; ++s) {
-      const int side = int((s + it) % 2);
-      const auto t0 = std::chrono::steady_clock::now();
-      sides[side]();
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      time[side] += dt;
-      best[side] = std::min(best[side], dt);
-    }
-    ++it;
-  }
+  std::vector<double> time, best;
+  time_sides(st, sides, time, best);
   const double flops = 4.0 * double(n) * double(vocab) * double(width) * double(st.iterations());
   st.counters["fused_GFLOPS"] = flops * 1e-9 / time[0];
   st.counters["unfused_GFLOPS"] = flops * 1e-9 / time[1];

@@ -26,14 +26,15 @@ NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, c
                "%s: target %d at row %lld is outside [0, %lld) and not ignore_index %d", fn, t,
                static_cast<long long>(r), static_cast<long long>(v), ignore_index);
     }
-    const nq::loss::RowFn row_fn = nq::cpu::use(NQ_ISA_AVX512) ? nq::loss::row_avx512 : nq::loss::row_ref;
+    const nq::loss::RowPasses& passes =
+        nq::cpu::use(NQ_ISA_AVX512) ? nq::loss::kRowPassesAvx512 : nq::loss::kRowPassesRef;
     for (int64_t r = 0; r < rows; ++r) {
       float* row = logits + r * v;
       if (targets[r] == ignore_index) {
         std::memset(row, 0, size_t(v) * sizeof(float));
         nll[r] = 0.0;
       } else {
-        nll[r] = row_fn(row, v, targets[r], scale);
+        nll[r] = nq::loss::row_grad(passes, row, v, targets[r], scale);
       }
     }
     return NQ_OK;

@@ -67,15 +67,6 @@ void scale_row(float* row, int64_t v, float k) {
 
 }  // namespace
 
-const RowPasses kRowPassesAvx512{row_max, exp_sum};
-
-double row_avx512(float* row, int64_t v, int64_t t, float scale) {
-  const float target = row[t];
-  const float max = row_max(row, v);
-  const double sum = exp_sum(row, v, max);
-  scale_row(row, v, float(double(scale) / sum));
-  row[t] -= scale;
-  return double(max) + std::log(sum) - double(target);
-}
+const RowPasses kRowPassesAvx512{row_max, exp_sum, scale_row};
 
 }  // namespace nq::loss

@@ -1,4 +1,4 @@
-// Scalar reference of one cross-entropy row.
+// Scalar reference of the cross-entropy row passes.
 #include <cmath>
 
 #include "loss/cross_entropy.h"
@@ -22,18 +22,12 @@ double exp_sum_ref(float* row, int64_t v, float max) {
   return sum;
 }
 
+void scale_ref(float* row, int64_t v, float k) {
+  for (int64_t i = 0; i < v; ++i) row[i] *= k;
+}
+
 }  // namespace
 
-const RowPasses kRowPassesRef{row_max_ref, exp_sum_ref};
-
-double row_ref(float* row, int64_t v, int64_t t, float scale) {
-  const float target = row[t];
-  const float max = row_max_ref(row, v);
-  const double sum = exp_sum_ref(row, v, max);
-  const float k = float(double(scale) / sum);
-  for (int64_t i = 0; i < v; ++i) row[i] *= k;
-  row[t] -= scale;
-  return double(max) + std::log(sum) - double(target);
-}
+const RowPasses kRowPassesRef{row_max_ref, exp_sum_ref, scale_ref};
 
 }  // namespace nq::loss
