@@ -2,10 +2,15 @@
 // the driver's block order (KC = 384 k, NC = 480 columns), plus the head's dX product they serve on 2 threads.
 // Counters: ns_per_elem (per source element packed), GBps (source bytes read per second).
 #include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "cpu/cpu.h"
@@ -24,25 +29,85 @@ void set_counters(benchmark::State& st, double elems, double bytes) {
   st.counters["GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// A = activations (M, K) fp32 -> F16CA panels: every 8-row panel of each K block, as a thread of run_gemm packs
-// them (K = 768: c_attn/c_fc forward; 2304, 3072: NF4 backward dX; 50257: the head's dX = dlogits W).
+// A = activations (M, K) fp32 -> F16CA panels: every 8-row panel of each K block through PackAF16, as a thread of
+// run_gemm packs them (K = 768: c_attn/c_fc forward; 2304, 3072: NF4 backward dX; 50257: the head's
+// dX = dlogits W).
 void BM_PackAF16(benchmark::State& st) {
   if (!nq::cpu::use_avx512fp16()) return st.SkipWithError("no AVX-512 FP16");
   const int64_t m = st.range(0), k = st.range(1);
   const auto x = randn(size_t(m * k), 1);
   const size_t panel_bytes = size_t(nq::gemm::kF16Mr * kKc * 8);
   std::vector<uint8_t> panels(size_t((m + 7) / 8) * panel_bytes);
+  const nq::gemm::PackAF16 pack{x.data(), k, m};
+  const nq::gemm::PackGeom g{};  // unused by PackAF16
   for (auto _ : st)
     for (int64_t pc = 0; pc < k; pc += kKc)
       for (int64_t i = 0; i < m; i += nq::gemm::kF16Mr)
-        nq::gemm::pack_a_f16_avx512fp16(x.data() + i * k + pc, k, int(std::min<int64_t>(8, m - i)),
-                                        std::min(kKc, k - pc), panels.data() + size_t(i / 8) * panel_bytes);
+        pack(panels.data() + size_t(i / 8) * panel_bytes, g, i, int(std::min<int64_t>(8, m - i)), pc,
+             std::min(kKc, k - pc));
   set_counters(st, double(m * k), double(m * k) * 4);
 }
 BENCHMARK(BM_PackAF16)
     ->ArgsProduct({{256}, {768, 3072, 50257}})
     ->ArgNames({"M", "K"})
     ->Unit(benchmark::kMicrosecond);
+
+// As BM_PackAF16, but A was written by another thread just before each pass, as the previous op's output is in a
+// training step: its lines come from the other core's cache. Manual time: the packing only.
+void BM_PackAF16Fresh(benchmark::State& st) {
+  if (!nq::cpu::use_avx512fp16()) return st.SkipWithError("no AVX-512 FP16");
+  const int64_t m = st.range(0), k = st.range(1);
+  const auto src = randn(size_t(m * k), 1);
+  std::vector<float> x(src.size());
+  const size_t panel_bytes = size_t(nq::gemm::kF16Mr * kKc * 8);
+  std::vector<uint8_t> panels(size_t((m + 7) / 8) * panel_bytes);
+  const nq::gemm::PackAF16 pack{x.data(), k, m};
+  const nq::gemm::PackGeom g{};  // unused by PackAF16
+  // This thread and the writer pinned to two CPUs: unpinned, the scheduler may run both on one, and A comes from
+  // this core's own cache.
+  cpu_set_t all, cpu[2];
+  sched_getaffinity(0, sizeof(all), &all);
+  if (CPU_COUNT(&all) < 2) return st.SkipWithError("needs 2 CPUs");
+  for (int c = 0, i = 0; i < 2; ++c)
+    if (CPU_ISSET(c, &all)) {
+      CPU_ZERO(&cpu[i]);
+      CPU_SET(c, &cpu[i++]);
+    }
+  pthread_setaffinity_np(pthread_self(), sizeof(cpu[0]), &cpu[0]);
+  std::atomic<int64_t> go{0}, done{0};  // pass number asked of the writer / written by it; -1 stops it
+  std::thread writer([&] {
+    pthread_setaffinity_np(pthread_self(), sizeof(cpu[1]), &cpu[1]);
+    for (int64_t pass = 1;; ++pass) {
+      int64_t asked;
+      while ((asked = go.load(std::memory_order_acquire)) < pass)
+        if (asked < 0) return;
+      const float sign = pass % 2 ? 1.0f : -1.0f;  // new values each pass, not a memcpy
+      for (size_t i = 0; i < x.size(); ++i) x[i] = sign * src[i];
+      done.store(pass, std::memory_order_release);
+    }
+  });
+  int64_t pass = 0;
+  for (auto _ : st) {
+    go.store(++pass, std::memory_order_release);
+    while (done.load(std::memory_order_acquire) < pass) {
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t pc = 0; pc < k; pc += kKc)
+      for (int64_t i = 0; i < m; i += nq::gemm::kF16Mr)
+        pack(panels.data() + size_t(i / 8) * panel_bytes, g, i, int(std::min<int64_t>(8, m - i)), pc,
+             std::min(kKc, k - pc));
+    st.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  go.store(-1, std::memory_order_release);
+  writer.join();
+  pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+  set_counters(st, double(m * k), double(m * k) * 4);
+}
+BENCHMARK(BM_PackAF16Fresh)
+    ->ArgsProduct({{256}, {768, 3072}})
+    ->ArgNames({"M", "K"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseManualTime();
 
 // NF4 W (N, K), blocksize 64 -> F16C blocks: forward B(k, j) = W[j][k] (Y = X W^T), backward B(k, j) = W[k][j]
 // (dX = dY W). All of W, in the driver's blocks; ns_per_elem per weight. Copies of W (64 MiB in all) rotate,

@@ -198,6 +198,46 @@ TEST(GemmF16, PackAMatchesScalarChunks) {
     }
 }
 
+// The SIMD backward 4-bit B packer writes exactly the scalar chunk rule's values and scales: groups of 32
+// columns and of 16 (w.k or n0 % 32 == 16), a last group of 16, blocks of 32 and 4096, blocks straddling W rows
+// (rows_aligned false), chunks inside one block (scale = absmax), double-quantized absmax, partial chunks.
+TEST(GemmF16, PackBQuant4BackwardMatchesScalarChunks) {
+  if (!nq::cpu::use_avx512fp16()) GTEST_SKIP() << "no AVX-512 FP16";
+  using namespace nq::gemm;
+  struct PackCase {
+    int64_t n, k;
+    int32_t bs;
+    bool dq;
+    int64_t k0, kc, n0, nc;
+  };
+  const PackCase cases[] = {{200, 768, 64, false, 64, 130, 96, 480}, {100, 336, 32, false, 0, 100, 0, 336},
+                            {70, 208, 64, true, 3, 67, 16, 150},     {130, 4096, 4096, false, 0, 130, 0, 464},
+                            {128, 64, 4096, false, 0, 128, 0, 64},   {64, 768, 32, true, 0, 64, 384, 384}};
+  for (const PackCase& c : cases) {
+    const Q4 q = make_weight(c.n, c.k, c.bs, NQ_QUANT4_NF4, c.dq, uint64_t(c.n + c.k));
+    const int64_t nch = (c.kc + 63) / 64, panel_bytes = nch * kF16BChunkBytes;
+    std::vector<uint8_t> out(size_t((c.nc + kF16Nr - 1) / kF16Nr * panel_bytes), 0);
+    const int64_t done = pack_b_quant4_f16_bwd_avx512fp16(q.w, out.data(), panel_bytes, c.k0, c.kc, c.n0, c.nc);
+    ASSERT_EQ(done, c.nc / 16 * 16);
+    const std::string at = std::to_string(c.n) + "x" + std::to_string(c.k) + " bs " + std::to_string(c.bs);
+    for (int64_t j = 0; j < done; ++j)
+      for (int64_t ch = 0; ch < nch; ++ch) {
+        const uint8_t* chunk = out.data() + (j / kF16Nr) * panel_bytes + ch * kF16BChunkBytes;
+        const int len = int(std::min<int64_t>(64, c.kc - ch * 64));
+        uint16_t want[64];
+        const float scale = f16_weight_chunk(q.w, (c.k0 + ch * 64) * c.k + c.n0 + j, c.k, len, want, 1);
+        float got_scale;
+        std::memcpy(&got_scale, chunk + kF16BScaleOffset + (j % kF16Nr) * 4, 4);
+        ASSERT_EQ(got_scale, scale) << at << " column " << j << " chunk " << ch;
+        for (int t = 0; t < len; ++t) {
+          uint16_t got;
+          std::memcpy(&got, chunk + (t * kF16Nr + j % kF16Nr) * 2, 2);
+          ASSERT_EQ(got, want[t]) << at << " column " << j << " chunk " << ch << " k " << t;
+        }
+      }
+  }
+}
+
 TEST(GemmF16, ActivationShiftRule) {
   using nq::gemm::f16_act_shift;
   EXPECT_EQ(f16_act_shift(256.0f), 0);

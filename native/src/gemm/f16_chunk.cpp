@@ -67,7 +67,9 @@ float dot_f16(const uint16_t* a, const float* ainv, const uint16_t* b, const flo
 }
 
 void PackAF16::operator()(void* out, const PackGeom&, int64_t i0, int rows, int64_t k0, int64_t kc) const {
-  pack_a_f16_avx512fp16(x + i0 * ld + k0, ld, rows, kc, static_cast<uint8_t*>(out));
+  // The driver packs row panels in order: the next one, when it is a whole one.
+  const float* next = i0 + 2 * kF16Mr <= m ? x + (i0 + kF16Mr) * ld + k0 : nullptr;
+  pack_a_f16_avx512fp16(x + i0 * ld + k0, ld, rows, kc, static_cast<uint8_t*>(out), next);
 }
 
 }  // namespace nq::gemm

@@ -100,16 +100,18 @@ void act_chunks(const float* x, int64_t m, int64_t len, std::vector<uint16_t>& v
 // micro-kernel's operations in its order.
 float dot_f16(const uint16_t* a, const float* ainv, const uint16_t* b, const float* bscale, int64_t len, float c);
 
-// Driver packer for kUkF16Avx512's A (only used when cpu::use_avx512fp16()): rows of x (row
+// Driver packer for kUkF16Avx512's A (only used when cpu::use_avx512fp16()): the m rows of x (row
 // stride ld), one chunk layout per 64 k.
 struct PackAF16 {
   const float* x;
-  int64_t ld;
+  int64_t ld, m;
   void operator()(void* out, const PackGeom& g, int64_t i0, int rows, int64_t k0, int64_t kc) const;
 };
 
 // SIMD A packer (pack_f16_avx512fp16.cpp): kc values of each of `rows` (<= 8) rows starting at
-// x (row stride ld) into an A micro-panel (zero-filled beforehand).
-void pack_a_f16_avx512fp16(const float* x, int64_t ld, int rows, int64_t kc, uint8_t* panel);
+// x (row stride ld) into an A micro-panel (zero-filled beforehand). next (or nullptr): the 8 rows
+// of the micro-panel packed next, prefetched while this one ends.
+void pack_a_f16_avx512fp16(const float* x, int64_t ld, int rows, int64_t kc, uint8_t* panel,
+                           const float* next = nullptr);
 
 }  // namespace nq::gemm

@@ -31,7 +31,7 @@ void gemm_f32_f16_ref(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, c
 }
 
 void PackAF32F16::operator()(void* out, const PackGeom& g, int64_t i0, int rows, int64_t k0, int64_t kc) const {
-  if (!trans) return PackAF16{a, k}(out, g, i0, rows, k0, kc);
+  if (!trans) return PackAF16{a, k, m}(out, g, i0, rows, k0, kc);
   // A stored (K, M): gather the rows (not hot: A is the small operand of these products).
   alignas(64) float x[kF16Mr][kBPanelBytes / 4];  // kc <= KC = 384 for Fmt::F16C
   for (int64_t p = 0; p < kc; ++p)

@@ -185,7 +185,7 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
     } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
       quant4_gemv_avx512(x, m, *w, bias, y);
     } else if (f16 && nq::cpu::use_avx512fp16()) {
-      run_gemm<float>(kUkF16Avx512, m, w->n, w->k, PackAF16{x, w->k}, PackBQuant4F16{*w, false}, y, w->n, false,
+      run_gemm<float>(kUkF16Avx512, m, w->n, w->k, PackAF16{x, w->k, m}, PackBQuant4F16{*w, false}, y, w->n, false,
                       AddBias{bias});
     } else {
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
@@ -223,7 +223,7 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
     }
     if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);
     if (f16 && nq::cpu::use_avx512fp16()) {
-      run_gemm<float>(kUkF16Avx512, m, w->k, w->n, PackAF16{dy, w->n}, PackBQuant4F16{*w, true}, dx, w->k, acc);
+      run_gemm<float>(kUkF16Avx512, m, w->k, w->n, PackAF16{dy, w->n, m}, PackBQuant4F16{*w, true}, dx, w->k, acc);
     } else {
       const bool rnd = compute == NQ_COMPUTE_BF16 && bf16_emulated(uk);
       const bool fast = fast_panels(*uk, rnd) && w->k % 16 == 0;
