@@ -159,6 +159,15 @@ struct SharedA {
   }
 };
 
+// One A micro-panel of `rows` rows for K block (k0, kc) at ap: zero-filled first when rows or the rounded
+// kc leave padding (the kernel reads whole panels), then packed.
+template <class PackA>
+void pack_a_panel(const PackA& pack_a, uint8_t* ap, const PackGeom& ga, int esa, int64_t i0, int rows, int64_t k0,
+                  int64_t kc) {
+  if (ga.kcp != kc || rows != ga.rows) std::memset(ap, 0, size_t(ga.panel_elems * esa));
+  pack_a(ap, ga, i0, rows, k0, kc);
+}
+
 // No-op epilogue for run_gemm.
 struct NoEpilogue {
   template <class Acc>
@@ -223,10 +232,10 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
         arena_get(kSlotB, size_t(round_up(std::min(NC, dynamic ? unit_tiles * nr : n1 - n0), nr) * kcmax * esb)));
     // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then,
     // and with a shared A one private panel serves the rare panel another thread is packing (all of a K
-    // block's panels when the ring may be full).
+    // block's panels when the ring may be full). A prepacked A needs none (one, never used).
     int64_t lda = 0;
     const bool a_in_place = uk.run_strided && direct_a(pack_a, m0, 0, lda, 0) != nullptr;
-    const int64_t apan = a_in_place || (share_a && ring == k_blocks) ? 1 : (m1 - m0 + mr - 1) / mr;
+    const int64_t apan = a_pre || a_in_place || (share_a && ring == k_blocks) ? 1 : (m1 - m0 + mr - 1) / mr;
     auto* abuf = static_cast<uint8_t*>(arena_get(kSlotA, size_t(std::max<int64_t>(apan, 1)) * a_panel_bytes));
     const auto a_panel = [&](int64_t ir) { return abuf + (apan == 1 ? 0 : (ir - m0) / mr) * a_panel_bytes; };
     auto* ctile = static_cast<Acc*>(arena_get(kSlotC, size_t(mr * nr) * sizeof(Acc)));
@@ -242,10 +251,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
         const bool last = pc + kc >= K;
         const PackGeom ga{mr, kg, kcp, mr * kcp};
         const auto pack_panel = [&](uint8_t* ap, int64_t ir, int rows) {
-          if constexpr (!a_pre) {
-            if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
-            pack_a(ap, ga, ir, rows, pc, kc);
-          }
+          if constexpr (!a_pre) pack_a_panel(pack_a, ap, ga, esa, ir, rows, pc, kc);
         };
         const float* adirect = a_in_place ? direct_a(pack_a, m0, pc, lda, 0) : nullptr;
         const int64_t kb = pc / KC;
@@ -337,9 +343,7 @@ PrepackedA prepack_a(const Ukernel& uk, int64_t M, int64_t K, const PackA& pack_
     const PackGeom ga{mr, kg, kcp, mr * kcp};
     for (int64_t ir = 0; ir < M; ir += mr) {
       const int rows = int(std::min<int64_t>(mr, M - ir));
-      uint8_t* ap = out + ((pc / KC) * m_tiles + ir / mr) * panel_bytes;
-      if (kcp != kc || rows != mr) std::memset(ap, 0, size_t(ga.panel_elems * esa));
-      pack_a(ap, ga, ir, rows, pc, kc);
+      pack_a_panel(pack_a, out + ((pc / KC) * m_tiles + ir / mr) * panel_bytes, ga, esa, ir, rows, pc, kc);
     }
   }
   return {out, m_tiles, panel_bytes, KC, mr};
