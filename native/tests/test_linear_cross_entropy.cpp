@@ -187,7 +187,7 @@ TEST(LinearCrossEntropy, ConfidentRowKeepsItsRelativeAccuracy) {
   EXPECT_GT(err_unfused, 1e-4 * big) << "the unfused path got as accurate: the bound no longer shows the point";
 }
 
-// One block (v < 384), a partial last block, several segments of several blocks (50257: 131 blocks in 8
+// One block (v < 384), a partial last block, several segments of several blocks (50257: 131 blocks in 16
 // segments), rows that are not a multiple of the micro-kernels' 8.
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearCrossEntropy,
                          ::testing::Values(Shape{3, 16, 5}, Shape{13, 64, 383}, Shape{21, 96, 1000},
