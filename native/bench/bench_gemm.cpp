@@ -449,9 +449,10 @@ BENCHMARK(BM_HeadF16)
 
 // The tied head with its loss, as a training step runs it (GPT-2 small: 256 rows, W (50257, 768), fp16
 // compute): fused = nq_linear_cross_entropy (logits one 384-entry block at a time, W read once), unfused =
-// logits = X W^T, nq_cross_entropy_rows over the rows in place, dX = dlogits W (what the step ran before).
-// Both run in every iteration in rotating order; counters: each side's GFLOPS (the two products' 4 n V C) by
-// wall time, fused_speedup = unfused time / fused time (total and best of each side's calls).
+// logits = X W^T, nq_cross_entropy_rows over the rows in place, dX = dlogits W (what the step ran before), and
+// the fused op with W packed once. All run in every iteration in rotating order; counters: each side's GFLOPS
+// (the two products' 4 n V C) by wall time, fused_speedup = unfused time / fused time (total and best of each
+// side's calls), packed_speedup = fused time / packed time.
 void BM_HeadLoss(benchmark::State& st) {
   const auto ct = static_cast<nq_compute_type>(st.range(0));
   const int64_t n = 256, vocab = 50257, width = 768;
@@ -464,8 +465,16 @@ void BM_HeadLoss(benchmark::State& st) {
   for (auto& e : t) e = int32_t(rng() % uint64_t(vocab));
   std::vector<double> nll(static_cast<size_t>(n));
   const float scale = 1.0f / float(n);
+  // W packed once (a frozen head, nq_linear_cross_entropy_pack) where that applies (F16 on AVX512-FP16).
+  uint64_t pack_bytes = 0;
+  check(nq_linear_cross_entropy_pack_bytes(vocab, width, ct, &pack_bytes), st);
+  void* packed = nullptr;
+  if (pack_bytes > 0) {
+    check(nq_buffer_alloc(pack_bytes, &packed), st);
+    check(nq_linear_cross_entropy_pack(w.p, vocab, width, ct, packed, pack_bytes), st);
+  }
   const std::vector<std::function<void()>> sides = {
-      [&] { check(nq_linear_cross_entropy(x.p, n, width, w.p, vocab, t.data(), -100, scale, ct, nll.data(), dx.p), st); },
+      [&] { check(nq_linear_cross_entropy(x.p, n, width, w.p, nullptr, vocab, t.data(), -100, scale, ct, nll.data(), dx.p), st); },
       [&] {
         check(nq_gemm_f32_compute(0, 1, n, vocab, width, x.p, w.p, 0.0f, nullptr, ct, logits.p), st);
         const int nt = nq::cpu::num_threads();
@@ -473,7 +482,8 @@ void BM_HeadLoss(benchmark::State& st) {
         for (int64_t r = 0; r < n; ++r)
           nq_cross_entropy_rows(logits.p + r * vocab, 1, vocab, t.data() + r, -100, scale, nll.data() + r);
         check(nq_gemm_f32_compute(0, 0, n, width, vocab, logits.p, w.p, 0.0f, nullptr, ct, dx.p), st);
-      }};
+      },
+      [&] { check(nq_linear_cross_entropy(x.p, n, width, w.p, packed, vocab, t.data(), -100, scale, ct, nll.data(), dx.p), st); }};
   std::vector<double> time, best;
   time_sides(st, sides, time, best);
   const double flops = 4.0 * double(n) * double(vocab) * double(width) * double(st.iterations());
@@ -481,6 +491,9 @@ void BM_HeadLoss(benchmark::State& st) {
   st.counters["unfused_GFLOPS"] = flops * 1e-9 / time[1];
   st.counters["fused_speedup"] = time[1] / time[0];
   st.counters["fused_speedup_best"] = best[1] / best[0];
+  st.counters["packed_GFLOPS"] = flops * 1e-9 / time[2];  // = fused where packing does not apply
+  st.counters["packed_speedup"] = time[0] / time[2];
+  nq_buffer_free(packed);
 }
 BENCHMARK(BM_HeadLoss)->Arg(NQ_COMPUTE_F16)->Arg(NQ_COMPUTE_F32)->ArgName("compute")->Unit(benchmark::kMillisecond)->UseRealTime();
 

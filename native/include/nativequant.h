@@ -471,11 +471,23 @@ NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, c
  * Rows with t == ignore_index get nll 0 and a zero dx row. The logits exist one (n, 384) block
  * at a time (an online softmax per segment of the vocabulary, merged in a fixed order: results
  * do not depend on the thread count) and w is read once. compute: precision of the two products
- * as in nq_gemm_f32_compute. Scratch ~ (8 c + 384 threads) n floats, from nq_buffer_alloc.
+ * as in nq_gemm_f32_compute. Scratch ~ (16 c + 384 threads) n floats, from nq_buffer_alloc.
+ * w_packed: NULL, or w as nq_linear_cross_entropy_pack left it for this v, c and compute (a
+ * frozen head skips converting w for both products on every call; same results bit for bit).
  * Targets are checked as in nq_cross_entropy_rows; scale finite. */
-NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, const float* w, int64_t v,
-                                         const int32_t* targets, int32_t ignore_index, float scale,
+NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, const float* w, const void* w_packed,
+                                         int64_t v, const int32_t* targets, int32_t ignore_index, float scale,
                                          nq_compute_type compute, double* nll, float* dx);
+
+/* Bytes of w (v, c) packed for nq_linear_cross_entropy under `compute`: 0 where packing does not
+ * apply (only NQ_COMPUTE_F16 on a CPU with AVX512-FP16 converts w; ~2.1 bytes per weight). */
+NQ_API nq_status nq_linear_cross_entropy_pack_bytes(int64_t v, int64_t c, nq_compute_type compute, uint64_t* bytes);
+
+/* Packs w (v, c) into `packed` (`bytes` >= nq_linear_cross_entropy_pack_bytes, 64-byte aligned):
+ * both products' fp16 operands, each vocabulary block's together. Packing that does not apply
+ * (0 bytes) is NQ_ERR_UNSUPPORTED. */
+NQ_API nq_status nq_linear_cross_entropy_pack(const float* w, int64_t v, int64_t c, nq_compute_type compute,
+                                              void* packed, uint64_t bytes);
 
 /* y (rows, c) = (x - mean) * rstd * weight + bias per row, biased variance, statistics in
  * double: mean[r] and rstd[r] = 1 / sqrt(var + eps) (rows floats each) are what the backward

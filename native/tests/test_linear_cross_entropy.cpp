@@ -1,7 +1,7 @@
 // nq_linear_cross_entropy: against a float64 head + softmax on fresh random data (vocabularies of one
 // block, a few blocks and every segment, targets on block edges, ignored and confident rows), against the
 // unfused path (nq_gemm_f32_compute + nq_cross_entropy_rows + the dX product), thread-count independence,
-// every output written, and argument errors.
+// a packed W (bitwise the unpacked results), every output written, and argument errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -46,14 +46,23 @@ struct Out {
   std::vector<float> dx;
 };
 
-Out fused(const Head& h, float scale, nq_compute_type ct, bool with_dx = true) {
+Out fused(const Head& h, float scale, nq_compute_type ct, bool with_dx = true, const void* packed = nullptr) {
   Out o{std::vector<double>(size_t(h.n), std::numeric_limits<double>::quiet_NaN()),
         std::vector<float>(with_dx ? size_t(h.n * h.c) : 0, std::numeric_limits<float>::quiet_NaN())};
-  EXPECT_EQ(nq_linear_cross_entropy(h.x.data(), h.n, h.c, h.w.data(), h.v, h.t.data(), kIgnore, scale, ct,
+  EXPECT_EQ(nq_linear_cross_entropy(h.x.data(), h.n, h.c, h.w.data(), packed, h.v, h.t.data(), kIgnore, scale, ct,
                                     o.nll.data(), with_dx ? o.dx.data() : nullptr),
             NQ_OK);
   return o;
 }
+
+// 64-byte aligned bytes for a packed W, filled with 0xff (fp16 NaN) so a byte the packer skips shows.
+struct Packed {
+  std::vector<uint8_t> raw;
+  void* p = nullptr;
+  explicit Packed(uint64_t bytes) : raw(size_t(bytes) + 64, 0xff) {
+    p = raw.data() + (64 - reinterpret_cast<uintptr_t>(raw.data()) % 64) % 64;
+  }
+};
 
 // The unfused path the fused op replaces: logits, cross-entropy rows, dX = dlogits W.
 Out unfused(const Head& h, float scale, nq_compute_type ct) {
@@ -165,6 +174,37 @@ TEST_P(LinearCrossEntropy, ResultsDoNotDependOnThreadsAndDxIsOptional) {
   }
 }
 
+// A packed W (fp16 compute on AVX512-FP16) gives the unpacked results bit for bit, on 1 and all threads, with
+// and without dx: the pack holds exactly what each call would convert. Every byte the products read was
+// written (the buffer starts as fp16 NaN).
+TEST_P(LinearCrossEntropy, PackedWeightMatchesUnpackedBitwise) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 5 + s.c));
+  uint64_t bytes = 1;
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, NQ_COMPUTE_F32, &bytes), NQ_OK);
+  EXPECT_EQ(bytes, 0u) << "fp32 compute reads W in place";
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, NQ_COMPUTE_F16, &bytes), NQ_OK);
+  if (bytes == 0) GTEST_SKIP() << "no AVX512-FP16: packing does not apply";
+  EXPECT_GE(bytes, uint64_t(h.v * h.c * 2 * 2)) << "two fp16 layouts";
+  Packed pk(bytes);
+  ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), h.v, h.c, NQ_COMPUTE_F16, pk.p, bytes), NQ_OK);
+  int32_t threads = 1;
+  ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
+  const Out plain = fused(h, 0.25f, NQ_COMPUTE_F16);
+  for (int32_t t : {threads, 1}) {
+    ASSERT_EQ(nq_threads_set(t), NQ_OK);
+    const Out packed = fused(h, 0.25f, NQ_COMPUTE_F16, true, pk.p);
+    const Out nll_only = fused(h, 0.25f, NQ_COMPUTE_F16, false, pk.p);
+    ASSERT_EQ(nq_threads_set(threads), NQ_OK);
+    for (size_t i = 0; i < plain.nll.size(); ++i) {
+      ASSERT_EQ(packed.nll[i], plain.nll[i]) << "row " << i << ", " << t << " threads";
+      ASSERT_EQ(nll_only.nll[i], plain.nll[i]) << "row " << i << ", " << t << " threads";
+    }
+    for (size_t i = 0; i < plain.dx.size(); ++i)
+      ASSERT_EQ(packed.dx[i], plain.dx[i]) << "element " << i << ", " << t << " threads";
+  }
+}
+
 // Row 1 is confident (max |dx| ~ 4e-6 of scale at v = 50257): dx = scale (Σ_{v≠t} p_v w_v - (1 - p_t) w_t). The
 // fused op forms 1 - p_t as Σ_{v≠t} e / Σ e and never subtracts w_t from a near-equal vector, so the row keeps the
 // relative accuracy of its logits (measured 3.6e-7 of the row's largest element; fp32 logits are within
@@ -198,8 +238,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearCrossEntropy,
                          });
 
 TEST(LinearCrossEntropyArgs, ZeroRowsIsANoOp) {
-  EXPECT_EQ(nq_linear_cross_entropy(nullptr, 0, 4, nullptr, 5, nullptr, kIgnore, 1.0f, NQ_COMPUTE_F32, nullptr, nullptr),
-            NQ_OK);
+  EXPECT_EQ(
+      nq_linear_cross_entropy(nullptr, 0, 4, nullptr, nullptr, 5, nullptr, kIgnore, 1.0f, NQ_COMPUTE_F32, nullptr, nullptr),
+      NQ_OK);
 }
 
 TEST(LinearCrossEntropyArgs, BadArgumentsReturnStatusAndWriteNothing) {
@@ -209,7 +250,7 @@ TEST(LinearCrossEntropyArgs, BadArgumentsReturnStatusAndWriteNothing) {
   const int32_t t_high[] = {0, 3}, t_neg[] = {-1, 0};
   const auto call = [&](const float* x, int64_t n, int64_t c, const float* w, int64_t v, const int32_t* t, float sc,
                         int ct, double* nl, float* d) {
-    return nq_linear_cross_entropy(x, n, c, w, v, t, kIgnore, sc, static_cast<nq_compute_type>(ct), nl, d);
+    return nq_linear_cross_entropy(x, n, c, w, nullptr, v, t, kIgnore, sc, static_cast<nq_compute_type>(ct), nl, d);
   };
   const float* x = h.x.data();
   const float* w = h.w.data();
@@ -228,6 +269,39 @@ TEST(LinearCrossEntropyArgs, BadArgumentsReturnStatusAndWriteNothing) {
   EXPECT_EQ(call(x, 2, 4, w, 3, t, 1.0f, 0, nll.data(), const_cast<float*>(x) + 1), NQ_ERR_OVERLAP);
   EXPECT_EQ(nll, std::vector<double>(2, -1.0));
   EXPECT_EQ(dx, std::vector<float>(8, -1.0f));
+}
+
+TEST(LinearCrossEntropyArgs, PackRejectsBadArgumentsAndMismatchedUse) {
+  const Head h = make_head(3, 64, 500, 2);
+  uint64_t bytes = 0;
+  EXPECT_EQ(nq_linear_cross_entropy_pack_bytes(0, 64, NQ_COMPUTE_F16, &bytes), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_linear_cross_entropy_pack_bytes(500, 64, static_cast<nq_compute_type>(7), &bytes), NQ_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(nq_linear_cross_entropy_pack_bytes(500, 64, NQ_COMPUTE_F16, nullptr), NQ_ERR_NULL_POINTER);
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(500, 64, NQ_COMPUTE_F16, &bytes), NQ_OK);
+  Packed pk(bytes + 64);
+  if (bytes == 0) {
+    EXPECT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, pk.p, 1 << 20), NQ_ERR_UNSUPPORTED);
+    GTEST_SKIP() << "no AVX512-FP16: packing does not apply";
+  }
+  EXPECT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F32, pk.p, bytes), NQ_ERR_UNSUPPORTED);
+  EXPECT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, pk.p, bytes - 1), NQ_ERR_SHAPE);
+  EXPECT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, static_cast<uint8_t*>(pk.p) + 4, bytes),
+            NQ_ERR_ALIGNMENT);
+  EXPECT_EQ(nq_linear_cross_entropy_pack(nullptr, 500, 64, NQ_COMPUTE_F16, pk.p, bytes), NQ_ERR_NULL_POINTER);
+  EXPECT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, const_cast<float*>(h.w.data()), bytes),
+            NQ_ERR_OVERLAP);
+  std::vector<uint8_t> junk(256, 0x5a);
+  std::vector<double> nll(3, -1.0);
+  const auto call = [&](const void* packed, int64_t v, nq_compute_type ct) {
+    return nq_linear_cross_entropy(h.x.data(), 3, 64, h.w.data(), packed, v, h.t.data(), kIgnore, 1.0f, ct, nll.data(),
+                                   nullptr);
+  };
+  EXPECT_EQ(call(junk.data(), 500, NQ_COMPUTE_F16), NQ_ERR_INVALID_ARGUMENT) << "not a pack";
+  ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, pk.p, bytes), NQ_OK);
+  EXPECT_EQ(call(pk.p, 499, NQ_COMPUTE_F16), NQ_ERR_INVALID_ARGUMENT) << "another vocabulary";
+  EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F32), NQ_ERR_INVALID_ARGUMENT) << "another compute type";
+  EXPECT_EQ(nll, std::vector<double>(3, -1.0));
+  EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F16), NQ_OK);
 }
 
 }  // namespace

@@ -591,11 +591,28 @@ public static unsafe partial class NativeMethods
     /// Rows with t == ignore_index get nll 0 and a zero dx row. The logits exist one (n, 384) block
     /// at a time (an online softmax per segment of the vocabulary, merged in a fixed order: results
     /// do not depend on the thread count) and w is read once. compute: precision of the two products
-    /// as in nq_gemm_f32_compute. Scratch ~ (8 c + 384 threads) n floats, from nq_buffer_alloc.
+    /// as in nq_gemm_f32_compute. Scratch ~ (16 c + 384 threads) n floats, from nq_buffer_alloc.
+    /// w_packed: NULL, or w as nq_linear_cross_entropy_pack left it for this v, c and compute (a
+    /// frozen head skips converting w for both products on every call; same results bit for bit).
     /// Targets are checked as in nq_cross_entropy_rows; scale finite.
     /// </summary>
     [LibraryImport("nativequant")]
-    public static partial NqStatus nq_linear_cross_entropy(float* x, long n, long c, float* w, long v, int* targets, int ignore_index, float scale, NqComputeType compute, double* nll, float* dx);
+    public static partial NqStatus nq_linear_cross_entropy(float* x, long n, long c, float* w, void* w_packed, long v, int* targets, int ignore_index, float scale, NqComputeType compute, double* nll, float* dx);
+
+    /// <summary>
+    /// Bytes of w (v, c) packed for nq_linear_cross_entropy under `compute`: 0 where packing does not
+    /// apply (only NQ_COMPUTE_F16 on a CPU with AVX512-FP16 converts w; ~2.1 bytes per weight).
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_linear_cross_entropy_pack_bytes(long v, long c, NqComputeType compute, ulong* bytes);
+
+    /// <summary>
+    /// Packs w (v, c) into `packed` (`bytes` &gt;= nq_linear_cross_entropy_pack_bytes, 64-byte aligned):
+    /// both products' fp16 operands, each vocabulary block's together. Packing that does not apply
+    /// (0 bytes) is NQ_ERR_UNSUPPORTED.
+    /// </summary>
+    [LibraryImport("nativequant")]
+    public static partial NqStatus nq_linear_cross_entropy_pack(float* w, long v, long c, NqComputeType compute, void* packed, ulong bytes);
 
     /// <summary>
     /// y (rows, c) = (x - mean) * rstd * weight + bias per row, biased variance, statistics in

@@ -26,9 +26,10 @@ public static unsafe partial class Functional
     /// weight (V, C): the value and gradients of <c>CrossEntropy(Linear(hidden, weight), targets, ignoreIndex)</c>
     /// without the (N, V) logits. <paramref name="compute"/>: precision of the logits and dL/dhidden products
     /// (<see cref="Gemm.Sgemm(bool, bool, int, int, int, float*, float*, float, float*, NqComputeType, float*)"/>);
-    /// dL/dW is always computed in fp32.</summary>
+    /// dL/dW is always computed in fp32. <paramref name="packedWeight"/>: null, or the frozen weight packed for
+    /// <paramref name="compute"/> (<see cref="NN.Linear.PackedHead"/>), used instead of converting it on every call.</summary>
     public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, int ignoreIndex = -100,
-                                            NqComputeType compute = NqComputeType.F32)
+                                            NqComputeType compute = NqComputeType.F32, NativeBuffer? packedWeight = null)
     {
         RequireFloat(weight, "LinearCrossEntropy", nameof(weight));
         if (weight.Rank != 2) throw new ArgumentException($"LinearCrossEntropy: weight must be (V, C), got {weight.ShapeString}");
@@ -37,8 +38,14 @@ public static unsafe partial class Functional
         var head = new HeadProducts(
             (x, m, logits) => Gemm.Sgemm(false, true, m, v, c, x, w, 0f, logits, compute),  // (m, V) = x · Wᵀ
             (dl, m, dx) => Gemm.Sgemm(false, false, m, c, v, dl, w, 1f, dx, compute),       // dx (m, C) += dl · W
-            (x, m, t, scale, nll, dx) => Nq.Check(NativeMethods.nq_linear_cross_entropy(x, m, c, w, v, t, ignoreIndex, scale, compute, nll, dx)));
-        return HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
+            (x, m, t, scale, nll, dx) =>
+            {
+                void* wp = packedWeight == null ? null : packedWeight.Pointer;
+                Nq.Check(NativeMethods.nq_linear_cross_entropy(x, m, c, w, wp, v, t, ignoreIndex, scale, compute, nll, dx));
+            });
+        var loss = HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
+        GC.KeepAlive(packedWeight);
+        return loss;
     }
 
     /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int, NqComputeType)"/> for a frozen quantized head

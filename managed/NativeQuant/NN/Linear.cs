@@ -5,7 +5,7 @@ using NativeQuant.Tensors;
 namespace NativeQuant.NN;
 
 /// <summary>y = x Wᵀ + b with weight (out_features, in_features), as torch.nn.Linear.</summary>
-public sealed class Linear : Module<Tensor, Tensor>
+public sealed unsafe class Linear : Module<Tensor, Tensor>
 {
     public Linear(Parameter weight, Parameter? bias = null)
     {
@@ -38,6 +38,55 @@ public sealed class Linear : Module<Tensor, Tensor>
 
     /// <summary>x (..., in) -> (..., out)</summary>
     public override Tensor Forward(Tensor x) => Functional.Linear(x, Weight, Bias, _compute);
+
+    /// <summary>The weight as the fp16 operands of an output head fused with its loss (nq_linear_cross_entropy_pack,
+    /// about the fp32 weight's size), or null where that does not apply: the weight is trainable, the compute type
+    /// is not F16, or the CPU has no AVX512-FP16. Built on first use and kept: converting a GPT-2-small head twice per
+    /// step was 5% of it. A frozen weight is taken to be immutable from then on, as bitsandbytes takes a quantized
+    /// one; <see cref="Module.LoadStateDict"/> and <see cref="ReleasePackedHead"/> drop the copy.</summary>
+    public NativeBuffer? PackedHead()
+    {
+        if (Weight.RequiresGrad || _compute != NqComputeType.F16)
+        {
+            ReleasePackedHead();
+            return null;
+        }
+        if (_packedHead != null) return _packedHead;
+        int v = OutFeatures, c = InFeatures;
+        ulong bytes;
+        Nq.Check(NativeMethods.nq_linear_cross_entropy_pack_bytes(v, c, _compute, &bytes));
+        if (bytes == 0) return null;
+        var packed = new NativeBuffer((long)bytes);
+        try
+        {
+            Nq.Check(NativeMethods.nq_linear_cross_entropy_pack(Weight.DataPointer, v, c, _compute, packed.Pointer, bytes));
+        }
+        catch
+        {
+            packed.Dispose();
+            throw;
+        }
+        return _packedHead = packed;
+    }
+    private NativeBuffer? _packedHead;
+
+    /// <summary>Bytes held by <see cref="PackedHead"/> (0 when none is built).</summary>
+    public long PackedHeadBytes => _packedHead?.Length ?? 0;
+
+    /// <summary>Frees the packed head copy (rebuilt on the next use that needs it).</summary>
+    public void ReleasePackedHead()
+    {
+        _packedHead?.Dispose();
+        _packedHead = null;
+    }
+
+    protected internal override void OnStateLoaded() => ReleasePackedHead();
+
+    public override void Dispose()
+    {
+        ReleasePackedHead();
+        base.Dispose();
+    }
 }
 
 /// <summary>HF's GPT-2 Conv1D: y = x W + b with weight (in_features, out_features).</summary>

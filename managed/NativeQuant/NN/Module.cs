@@ -154,7 +154,12 @@ public abstract class Module : IDisposable
                 throw new ArgumentException($"LoadStateDict: '{name}' expects {dst.DType}{dst.ShapeString}, got {src.DType}{src.ShapeString}");
             dst.CopyFrom(src);
         }
+        foreach (var (_, m) in NamedModules()) m.OnStateLoaded();
     }
+
+    /// <summary>Called on every module after <see cref="LoadStateDict"/> wrote its tensors: drop anything derived
+    /// from their old values.</summary>
+    protected internal virtual void OnStateLoaded() { }
 
     /// <summary>Sets RequiresGrad on every parameter (freeze with false).</summary>
     public void RequiresGrad(bool value)

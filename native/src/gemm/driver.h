@@ -22,6 +22,7 @@
 // dX = dlogits W at K = 50257: 51 MB of fp32 A).
 #pragma once
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -82,6 +83,13 @@ template <class P, class = void>
 struct has_prepacked : std::false_type {};
 template <class P>
 struct has_prepacked<P, std::void_t<decltype(std::declval<const P&>().prepacked(int64_t(0), int64_t(0)))>>
+    : std::true_type {};
+
+// Likewise a B packer with prepacked_b(k0, j0) (prepack_b below): B micro-panel (K block of k0, columns j0..).
+template <class P, class = void>
+struct has_prepacked_b : std::false_type {};
+template <class P>
+struct has_prepacked_b<P, std::void_t<decltype(std::declval<const P&>().prepacked_b(int64_t(0), int64_t(0)))>>
     : std::true_type {};
 
 // True when a packer only copies fp32 (see pack.h): no conversion, rounding or dequantisation.
@@ -193,6 +201,7 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
   // with 3072 rows and 768 columns spent 15% of its time packing A twice).
   int64_t lda0 = 0;
   constexpr bool a_pre = has_prepacked<PackA>::value;
+  constexpr bool b_pre = has_prepacked_b<PackB>::value;
   const bool a_packed = !a_pre && !(uk.run_strided && direct_a(pack_a, 0, 0, lda0, 0) != nullptr);
   const bool split_m = a_packed && M > N;
   // ~2MNK flops at ~60 GFLOP/s a thread ~ MNK/2 bytes at 20 GB/s. fp32 with packed A (dW) runs ~110
@@ -228,8 +237,9 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
     const int ti = tid / tn, tj = tid % tn;
     const int64_t m0 = m_tiles * ti / tm * mr, m1 = std::min(M, m_tiles * (ti + 1) / tm * mr);
     const int64_t n0 = n_tiles * tj / tn * nr, n1 = std::min(N, n_tiles * (tj + 1) / tn * nr);
-    auto* bbuf = static_cast<uint8_t*>(
-        arena_get(kSlotB, size_t(round_up(std::min(NC, dynamic ? unit_tiles * nr : n1 - n0), nr) * kcmax * esb)));
+    auto* bbuf = b_pre ? nullptr
+                       : static_cast<uint8_t*>(arena_get(
+                             kSlotB, size_t(round_up(std::min(NC, dynamic ? unit_tiles * nr : n1 - n0), nr) * kcmax * esb)));
     // Full row tiles read A in place when the kernel can; only the edge tile (one panel) is packed then,
     // and with a shared A one private panel serves the rare panel another thread is packing (all of a K
     // block's panels when the ring may be full). A prepacked A needs none (one, never used).
@@ -266,8 +276,31 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
           const int64_t nc = std::min(NC, c1 - jc);
           const int64_t npan = (nc + nr - 1) / nr;
           const PackGeom gb{nr, kg, kcp, nr * kcp};
-          if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
-          pack_b(bbuf, gb, pc, kc, jc, nc);
+          // A prepacked B: the block this thread uses next, spread over this block's kernel calls (B comes
+          // from memory, and the kernel's own prefetch, 4 k steps ahead, would leave the first row tile waiting).
+          const char* pf = nullptr;
+          int64_t pf_lines = 0, pf_step = 0, pf_done = 0;
+          if constexpr (b_pre) {
+            const uint8_t* from = nullptr;
+            int64_t bytes = 0;
+            if (jc + NC < c1) {
+              from = pack_b.prepacked_b(pc, jc + NC);
+              bytes = (std::min(NC, c1 - jc - NC) + nr - 1) / nr * pack_b.panel_bytes;
+            } else if (pc + KC < K) {
+              from = pack_b.prepacked_b(pc + KC, c0);
+              bytes = (std::min(NC, c1 - c0) + nr - 1) / nr * pack_b.panel_bytes;
+            } else if (!dynamic) {  // (which unit comes next is not known)
+              from = pack_b.base_follow;
+              bytes = pack_b.follow;
+            }
+            pf = reinterpret_cast<const char*>(from);
+            pf_lines = bytes / 64;
+            pf_step = (pf_lines + mpan * npan - 1) / (mpan * npan);
+          }
+          if constexpr (!b_pre) {
+            if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
+            pack_b(bbuf, gb, pc, kc, jc, nc);
+          }
           for (int64_t t = 0; t < mpan; ++t) {
             const int64_t ir = m0 + (mstart + t) % mpan * mr;
             const int rows = int(std::min<int64_t>(mr, m1 - ir));
@@ -288,8 +321,15 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
             for (int64_t p = 0; p < npan; ++p) {
               const int64_t j = jc + p * nr;
               const int cols = int(std::min<int64_t>(nr, jc + nc - j));
-              const uint8_t* bp = bbuf + p * gb.panel_elems * esb;
+              const uint8_t* bp = nullptr;
+              if constexpr (b_pre)
+                bp = pack_b.prepacked_b(pc, j);
+              else
+                bp = bbuf + p * gb.panel_elems * esb;
               Acc* cp = C + ir * ldc + j;
+              if constexpr (b_pre)
+                for (const int64_t e = std::min(pf_lines, pf_done + pf_step); pf_done < e; ++pf_done)
+                  _mm_prefetch(pf + pf_done * 64, _MM_HINT_T1);
               if (rows == mr && cols == nr) {
                 tile(bp, cp, ldc, acc);
               } else {
@@ -347,6 +387,53 @@ PrepackedA prepack_a(const Ukernel& uk, int64_t M, int64_t K, const PackA& pack_
     }
   }
   return {out, m_tiles, panel_bytes, KC, mr};
+}
+
+// B (K, N) packed once for many products with the same B (a frozen weight): every micro-panel run_gemm
+// would pack for kernel `uk`, K block after K block, a block's column tiles together (so the driver's
+// (K block, columns) blocks are contiguous). A micro-panel of kcp (rounded) k takes panel_bytes(kcp)
+// bytes (fmt_bytes overstates packed fp16's). Such a B comes from memory, not from a packer that just
+// wrote it to L2: the driver prefetches (into L2) the block it will use next while it runs the current
+// one, and after its last block `follow` bytes at base_follow (the caller's next operand).
+struct PrepackedB {
+  const uint8_t* base;
+  int64_t k_blocks, n_tiles, panel_bytes, KC;
+  int nr;
+  int64_t follow = 0;
+  const uint8_t* base_follow = nullptr;
+  const uint8_t* prepacked_b(int64_t k0, int64_t j0) const {
+    return base + ((k0 / KC) * n_tiles + j0 / nr) * panel_bytes;
+  }
+};
+
+template <class PanelBytes>
+PrepackedB prepacked_b_at(const Ukernel& uk, int64_t K, int64_t N, const PanelBytes& panel_bytes, const uint8_t* base) {
+  const int64_t KC = kc_for(uk);
+  return {base, (K + KC - 1) / KC, (N + uk.nr - 1) / uk.nr, panel_bytes(round_up(std::min(KC, K), uk.kgroup)), KC,
+          uk.nr};
+}
+
+template <class PanelBytes>
+int64_t prepack_b_bytes(const Ukernel& uk, int64_t K, int64_t N, const PanelBytes& panel_bytes) {
+  const PrepackedB v = prepacked_b_at(uk, K, N, panel_bytes, nullptr);
+  return v.k_blocks * v.n_tiles * v.panel_bytes;
+}
+
+template <class PackB, class PanelBytes>
+PrepackedB prepack_b(const Ukernel& uk, int64_t K, int64_t N, const PackB& pack_b, const PanelBytes& panel_bytes,
+                     uint8_t* out) {
+  const PrepackedB v = prepacked_b_at(uk, K, N, panel_bytes, out);
+  const int nr = uk.nr, kg = uk.kgroup;
+  for (int64_t pc = 0; pc < K; pc += v.KC) {
+    const int64_t kc = std::min(v.KC, K - pc), kcp = round_up(kc, kg);
+    for (int64_t j = 0; j < N; j += nr) {
+      const int64_t nc = std::min<int64_t>(nr, N - j);
+      uint8_t* bp = const_cast<uint8_t*>(v.prepacked_b(pc, j));
+      if (kcp != kc || nc != nr) std::memset(bp, 0, size_t(panel_bytes(kcp)));
+      pack_b(bp, PackGeom{nr, kg, kcp, nr * kcp}, pc, kc, j, nc);
+    }
+  }
+  return v;
 }
 
 }  // namespace nq::gemm

@@ -54,4 +54,28 @@ void gemm_f16_prepacked_a(const PrepackedA& x, int64_t m, int64_t k, const float
   run_gemm<float>(kUkF16Avx512, m, n, k, x, PackBF32F16{b, n, k, trans_b}, c, n, false);
 }
 
+namespace {
+// Bytes of a packed B micro-panel of kcp k: its chunks.
+int64_t f16_b_panel_bytes(int64_t kcp) { return kcp / kF16Chunk * kF16BChunkBytes; }
+}  // namespace
+
+int64_t f16_prepack_b_bytes(int64_t k, int64_t n) { return prepack_b_bytes(kUkF16Avx512, k, n, f16_b_panel_bytes); }
+
+PrepackedB f16_prepacked_b_at(int64_t k, int64_t n, const uint8_t* at) {
+  return prepacked_b_at(kUkF16Avx512, k, n, f16_b_panel_bytes, at);
+}
+
+PrepackedB f16_prepack_b(const float* b, int64_t k, int64_t n, bool trans, uint8_t* out) {
+  return prepack_b(kUkF16Avx512, k, n, PackBF32F16{b, n, k, trans}, f16_b_panel_bytes, out);
+}
+
+void gemm_f16_prepacked(const PrepackedA& x, int64_t m, int64_t k, const PrepackedB& b, int64_t n, float* c) {
+  run_gemm<float>(kUkF16Avx512, m, n, k, x, b, c, n, false);
+}
+
+void gemm_f16_prepacked_b(const float* a, int64_t m, int64_t k, const PrepackedB& b, int64_t n, bool accumulate,
+                          float* c) {
+  run_gemm<float>(kUkF16Avx512, m, n, k, PackAF32F16{a, m, k, false}, b, c, n, accumulate);
+}
+
 }  // namespace nq::gemm

@@ -36,6 +36,15 @@ int64_t f16_prepack_bytes(int64_t m, int64_t k);
 PrepackedA f16_prepack_a(const float* x, int64_t m, int64_t k, uint8_t* out);
 void gemm_f16_prepacked_a(const PrepackedA& x, int64_t m, int64_t k, const float* b, int64_t n, bool trans_b, float* c);
 
+// A frozen B (k, n), or stored (n, k) when trans, packed once as the fp16 kernel's B (f16_prepack_b_bytes at
+// out), for products with an fp32 A (packed per call) or a prepacked one; same bits as packing it per call.
+int64_t f16_prepack_b_bytes(int64_t k, int64_t n);
+PrepackedB f16_prepack_b(const float* b, int64_t k, int64_t n, bool trans, uint8_t* out);
+PrepackedB f16_prepacked_b_at(int64_t k, int64_t n, const uint8_t* at);  // the view of a B packed at `at`
+void gemm_f16_prepacked(const PrepackedA& x, int64_t m, int64_t k, const PrepackedB& b, int64_t n, float* c);
+void gemm_f16_prepacked_b(const float* a, int64_t m, int64_t k, const PrepackedB& b, int64_t n, bool accumulate,
+                          float* c);
+
 // SIMD B packer (pack_f16_avx512fp16.cpp): columns [0, nc) and k [0, kc) of B starting at b,
 // B(k, j) = b[k * ldb + j], or b[j * ldb + k] when trans, into a block of F16C micro-panels of
 // panel_bytes each (zero-filled beforehand when kc or nc leave padding).

@@ -79,6 +79,52 @@ public partial class FunctionalGradTests
             Assert.That(gh16, Is.Not.EqualTo(gh), "fp16 compute ran (results differ from fp32 in the last bits)");
     }
 
+    // A frozen F16 head's packed copy (Linear.PackedHead) gives the unpacked loss and dL/dhidden bit for bit; it is
+    // dropped when the weight becomes trainable or is reloaded, and a copy of another head is refused.
+    [Test]
+    public void LinearPackedHead_MatchesUnpackedBitwise_AndIsDroppedWhenStale()
+    {
+        using var head = new Linear(200, 500, bias: false, new Random(5)) { ComputeDtype = NqComputeType.F16 };
+        head.Weight.RequiresGrad = false;
+        var pack = head.PackedHead();
+        if (!F16Compute.Native)
+        {
+            Assert.That(pack, Is.Null, "packing applies only where fp16 compute is native");
+            return;
+        }
+        Assert.That(pack, Is.Not.Null);
+        Assert.That(head.PackedHeadBytes, Is.GreaterThanOrEqualTo(2L * 2 * 500 * 200), "two fp16 layouts");
+        Assert.That(head.PackedHead(), Is.SameAs(pack), "built once");
+        var h = L(40, 200);
+        var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
+        (float, float[]) Run(NativeBuffer? packed)
+        {
+            h.Grad?.Dispose();
+            h.Grad = null;
+            using var scope = new TensorScope();
+            var y = Functional.LinearCrossEntropy(h, head.Weight, targets, compute: NqComputeType.F16, packedWeight: packed);
+            Functional.Scale(y, 0.75f).Backward();
+            return (y.Item(), h.Grad!.ToArray());
+        }
+        var (loss, gh) = Run(null);
+        var (packedLoss, packedGh) = Run(pack);
+        Assert.That(packedLoss, Is.EqualTo(loss));
+        Assert.That(packedGh, Is.EqualTo(gh));
+
+        using var other = new Linear(200, 499, bias: false, new Random(6)) { ComputeDtype = NqComputeType.F16 };
+        other.Weight.RequiresGrad = false;
+        var wrong = Assert.Throws<NativeQuantException>(() => Run(other.PackedHead()));
+        Assert.That(wrong!.Message, Does.Contain("w_packed"));
+
+        head.Weight.RequiresGrad = true;
+        Assert.That(head.PackedHead(), Is.Null, "a trainable weight is read as it is");
+        Assert.That(head.PackedHeadBytes, Is.Zero);
+        head.Weight.RequiresGrad = false;
+        Assert.That(head.PackedHead(), Is.Not.Null);
+        head.LoadStateDict(head.StateDict());
+        Assert.That(head.PackedHeadBytes, Is.Zero, "reloaded weights drop the copy");
+    }
+
     [Test]
     public void LinearCrossEntropy_AllTargetsIgnored_GivesZeroLossAndGradient()
     {
