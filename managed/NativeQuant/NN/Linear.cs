@@ -43,10 +43,11 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
     /// about the fp32 weight's size), or null where that does not apply: the weight is trainable, the compute type
     /// is not F16, or the CPU has no AVX512-FP16. Built on first use and kept: converting a GPT-2-small head twice per
     /// step was 5% of it. A frozen weight is taken to be immutable from then on, as bitsandbytes takes a quantized
-    /// one; <see cref="Module.LoadStateDict"/> and <see cref="ReleasePackedHead"/> drop the copy.</summary>
+    /// one; <see cref="Module.LoadStateDict"/> and <see cref="ReleasePackedHead"/> drop the copy, and
+    /// <see cref="PackHead"/> = false trades the speed (~10% of the head's time) back for the memory.</summary>
     public NativeBuffer? PackedHead()
     {
-        if (Weight.RequiresGrad || _compute != NqComputeType.F16)
+        if (!PackHead || Weight.RequiresGrad || _compute != NqComputeType.F16)
         {
             ReleasePackedHead();
             return null;
@@ -69,6 +70,9 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
         return _packedHead = packed;
     }
     private NativeBuffer? _packedHead;
+
+    /// <summary>Whether <see cref="PackedHead"/> may build its copy (default true).</summary>
+    public bool PackHead { get; set; } = true;
 
     /// <summary>Bytes held by <see cref="PackedHead"/> (0 when none is built).</summary>
     public long PackedHeadBytes => _packedHead?.Length ?? 0;

@@ -22,7 +22,6 @@
 // dX = dlogits W at K = 50257: 51 MB of fp32 A).
 #pragma once
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -276,27 +275,6 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
           const int64_t nc = std::min(NC, c1 - jc);
           const int64_t npan = (nc + nr - 1) / nr;
           const PackGeom gb{nr, kg, kcp, nr * kcp};
-          // A prepacked B: the block this thread uses next, spread over this block's kernel calls (B comes
-          // from memory, and the kernel's own prefetch, 4 k steps ahead, would leave the first row tile waiting).
-          const char* pf = nullptr;
-          int64_t pf_lines = 0, pf_step = 0, pf_done = 0;
-          if constexpr (b_pre) {
-            const uint8_t* from = nullptr;
-            int64_t bytes = 0;
-            if (jc + NC < c1) {
-              from = pack_b.prepacked_b(pc, jc + NC);
-              bytes = (std::min(NC, c1 - jc - NC) + nr - 1) / nr * pack_b.panel_bytes;
-            } else if (pc + KC < K) {
-              from = pack_b.prepacked_b(pc + KC, c0);
-              bytes = (std::min(NC, c1 - c0) + nr - 1) / nr * pack_b.panel_bytes;
-            } else if (!dynamic) {  // (which unit comes next is not known)
-              from = pack_b.base_follow;
-              bytes = pack_b.follow;
-            }
-            pf = reinterpret_cast<const char*>(from);
-            pf_lines = bytes / 64;
-            pf_step = (pf_lines + mpan * npan - 1) / (mpan * npan);
-          }
           if constexpr (!b_pre) {
             if (kcp != kc || nc % nr != 0) std::memset(bbuf, 0, size_t(npan * gb.panel_elems * esb));
             pack_b(bbuf, gb, pc, kc, jc, nc);
@@ -327,9 +305,6 @@ void run_gemm(const Ukernel& uk, int64_t M, int64_t N, int64_t K, const PackA& p
               else
                 bp = bbuf + p * gb.panel_elems * esb;
               Acc* cp = C + ir * ldc + j;
-              if constexpr (b_pre)
-                for (const int64_t e = std::min(pf_lines, pf_done + pf_step); pf_done < e; ++pf_done)
-                  _mm_prefetch(pf + pf_done * 64, _MM_HINT_T1);
               if (rows == mr && cols == nr) {
                 tile(bp, cp, ldc, acc);
               } else {
@@ -392,15 +367,13 @@ PrepackedA prepack_a(const Ukernel& uk, int64_t M, int64_t K, const PackA& pack_
 // B (K, N) packed once for many products with the same B (a frozen weight): every micro-panel run_gemm
 // would pack for kernel `uk`, K block after K block, a block's column tiles together (so the driver's
 // (K block, columns) blocks are contiguous). A micro-panel of kcp (rounded) k takes panel_bytes(kcp)
-// bytes (fmt_bytes overstates packed fp16's). Such a B comes from memory, not from a packer that just
-// wrote it to L2: the driver prefetches (into L2) the block it will use next while it runs the current
-// one, and after its last block `follow` bytes at base_follow (the caller's next operand).
+// bytes (fmt_bytes overstates packed fp16's). Such a B streams from memory into the first row tile's
+// kernel calls; software prefetch of the next block into L2 measured no better (the fused head's
+// working set already fills L2).
 struct PrepackedB {
   const uint8_t* base;
   int64_t k_blocks, n_tiles, panel_bytes, KC;
   int nr;
-  int64_t follow = 0;
-  const uint8_t* base_follow = nullptr;
   const uint8_t* prepacked_b(int64_t k0, int64_t j0) const {
     return base + ((k0 / KC) * n_tiles + j0 / nr) * panel_bytes;
   }

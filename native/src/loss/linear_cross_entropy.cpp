@@ -106,21 +106,6 @@ void head_pack(const float* w, int64_t v, int64_t c, nq_compute_type compute, ui
   }
 }
 
-// Block b's packed operands: logits = x W_blk^T then U += E' W_blk. Each names what the GEMM reads after
-// it (prefetched during its last K block): U's operand, then the next block's logits operand.
-gemm::PrepackedB packed_logits_b(const uint8_t* blk, int64_t vb, int64_t c) {
-  gemm::PrepackedB r = gemm::f16_prepacked_b_at(c, vb, blk);
-  r.follow = gemm::f16_prepack_b_bytes(vb, c);
-  r.base_follow = blk + pack_fwd_bytes(c);
-  return r;
-}
-gemm::PrepackedB packed_u_b(const uint8_t* blk, int64_t vb, int64_t c, bool more) {
-  gemm::PrepackedB r = gemm::f16_prepacked_b_at(vb, c, blk + pack_fwd_bytes(c));
-  r.follow = more ? pack_fwd_bytes(c) : 0;
-  r.base_follow = blk + pack_block_bytes(c);
-  return r;
-}
-
 void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, float* l) {
   const int64_t n = p.n, c = p.c;
   std::fill(seg.m, seg.m + n, -std::numeric_limits<float>::infinity());
@@ -131,7 +116,7 @@ void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, f
     const float* wb = p.w + v0 * c;
     const uint8_t* wpack = p.w16 ? p.w16 + b * pack_block_bytes(c) : nullptr;
     if (wpack)
-      gemm::gemm_f16_prepacked(*p.x16, n, c, packed_logits_b(wpack, vb, c), vb, l);
+      gemm::gemm_f16_prepacked(*p.x16, n, c, gemm::f16_prepacked_b_at(c, vb, wpack), vb, l);
     else if (p.x16)  // l (n, vb) = x W_blk^T; the same bits either way
       gemm::gemm_f16_prepacked_a(*p.x16, n, c, wb, vb, true, l);
     else
@@ -166,7 +151,7 @@ void run_segment(const Problem& p, const Segment& seg, int64_t b0, int64_t b1, f
       }
     }
     if (p.want_dx && wpack)
-      gemm::gemm_f16_prepacked_b(l, n, vb, packed_u_b(wpack, vb, c, b + 1 < b1), c, b > b0, seg.u);
+      gemm::gemm_f16_prepacked_b(l, n, vb, gemm::f16_prepacked_b_at(vb, c, wpack + pack_fwd_bytes(c)), c, b > b0, seg.u);
     else if (p.want_dx)  // U (+)= E' W_blk: the first block writes U, so it needs no zeroing
       gemm::gemm_f32_compute(0, 0, n, c, vb, l, wb, b > b0 ? 1.0f : 0.0f, nullptr, p.compute, seg.u);
   }

@@ -123,6 +123,8 @@ public partial class FunctionalGradTests
         Assert.That(head.PackedHead(), Is.Not.Null);
         head.LoadStateDict(head.StateDict());
         Assert.That(head.PackedHeadBytes, Is.Zero, "reloaded weights drop the copy");
+        head.PackHead = false;
+        Assert.That(head.PackedHead(), Is.Null, "opted out");
     }
 
     [Test]
