@@ -300,6 +300,11 @@ TEST(LinearCrossEntropyArgs, PackRejectsBadArgumentsAndMismatchedUse) {
   ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_F16, pk.p, bytes), NQ_OK);
   EXPECT_EQ(call(pk.p, 499, NQ_COMPUTE_F16), NQ_ERR_INVALID_ARGUMENT) << "another vocabulary";
   EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F32), NQ_ERR_INVALID_ARGUMENT) << "another compute type";
+  nq_isa isa = NQ_ISA_SCALAR;
+  ASSERT_EQ(nq_cpu_isa_get(&isa), NQ_OK);
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_AVX2), NQ_OK);
+  EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F16), NQ_ERR_UNSUPPORTED) << "packed for an ISA no longer in use";
+  ASSERT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
   EXPECT_EQ(nll, std::vector<double>(3, -1.0));
   EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F16), NQ_OK);
 }

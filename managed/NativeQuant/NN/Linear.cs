@@ -52,11 +52,15 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
             ReleasePackedHead();
             return null;
         }
-        if (_packedHead != null) return _packedHead;
         int v = OutFeatures, c = InFeatures;
         ulong bytes;
         Nq.Check(NativeMethods.nq_linear_cross_entropy_pack_bytes(v, c, _compute, &bytes));
-        if (bytes == 0) return null;
+        if (bytes == 0)  // (also after the ISA was capped below AVX512-FP16 since the copy was built)
+        {
+            ReleasePackedHead();
+            return null;
+        }
+        if (_packedHead != null) return _packedHead;
         var packed = new NativeBuffer((long)bytes);
         try
         {

@@ -22,7 +22,6 @@
 #include "core/overlap.h"
 #include "cpu/cpu.h"
 #include "gemm/gemm_f32.h"
-#include "gemm/f16_chunk.h"
 #include "gemm/gemm_f32_f16.h"
 #include "gemm/validate.h"
 #include "loss/cross_entropy.h"
@@ -262,6 +261,8 @@ NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, c
                "%s: w_packed holds a (%lld, %lld) head packed for compute %d, not (%lld, %lld) for %d", fn,
                static_cast<long long>(h.v), static_cast<long long>(h.c), h.compute, static_cast<long long>(v),
                static_cast<long long>(c), nq::gemm::enum_bits(compute));
+      NQ_CHECK(nq::loss::pack_applies(compute), NQ_ERR_UNSUPPORTED,
+               "%s: w_packed needs NQ_COMPUTE_F16 on AVX512-FP16 (is the ISA forced lower since it was packed?)", fn);
     }
     if (n == 0) return NQ_OK;
     NQ_CHECK_NOT_NULL(fn, x);
