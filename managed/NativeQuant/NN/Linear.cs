@@ -60,8 +60,17 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
             ReleasePackedHead();
             return null;
         }
-        if (_packedHead != null) return _packedHead;
-        var packed = new NativeBuffer((long)bytes);
+        if (_packedHead != null || _packFailed) return _packedHead;
+        NativeBuffer packed;
+        try
+        {
+            packed = new NativeBuffer((long)bytes);
+        }
+        catch (NativeQuantException e) when (e.Status == NqStatus.ErrOutOfMemory)
+        {
+            _packFailed = true;  // an optional copy: run without it rather than fail the step
+            return null;
+        }
         try
         {
             Nq.Check(NativeMethods.nq_linear_cross_entropy_pack(Weight.DataPointer, v, c, _compute, packed.Pointer, bytes));
@@ -74,6 +83,7 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
         return _packedHead = packed;
     }
     private NativeBuffer? _packedHead;
+    private bool _packFailed;  // no memory for it: not retried every step
 
     /// <summary>Whether <see cref="PackedHead"/> may build its copy (default true).</summary>
     public bool PackHead { get; set; } = true;
