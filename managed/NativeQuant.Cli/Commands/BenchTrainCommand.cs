@@ -35,6 +35,7 @@ public static class BenchTrainCommand
         var quant = new Option<string>("--quant") { Description = "nf4 | fp4 | int8 | none", DefaultValueFactory = _ => "nf4" };
         var doubleQuant = new Option<bool>("--double-quant") { Description = "quantize the 4-bit absmax too" };
         var computeDtype = ModelInput.ComputeDtypeOption();
+        var packHead = ModelInput.PackHeadOption();
         var targets = new Option<string>("--target-modules") { Description = "comma-separated LoRA targets (default c_attn for GPT-2, q_proj,v_proj otherwise)" };
         var rank = new Option<int>("--lora-r") { Description = "LoRA rank", DefaultValueFactory = _ => 8 };
         var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "recompute blocks in backward (QLoRA's default)", DefaultValueFactory = _ => true };
@@ -45,13 +46,14 @@ public static class BenchTrainCommand
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and token ids", DefaultValueFactory = _ => 42 };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of text" };
         var command = new Command("train", "Time QLoRA training steps (tok/s per phase, peak RSS, memory breakdown); run in a fresh process")
-            { arch, model, quant, doubleQuant, computeDtype, targets, rank, checkpointing, seq, batch, warmup, steps, seed, json };
+            { arch, model, quant, doubleQuant, computeDtype, packHead, targets, rank, checkpointing, seq, batch, warmup, steps, seed, json };
         CommandRunner.SetAction(command, (ctx, ct) =>
         {
             int t = ctx.Value(seq), b = ctx.Value(batch), nWarm = ctx.Value(warmup), nSteps = ctx.Value(steps);
             if (t < 2 || b < 1 || nWarm < 0 || nSteps < 1) throw new UserException("--seq must be >= 2, --batch and --steps >= 1, --warmup >= 0");
             if (ctx.Value(arch) != null && ctx.Value(model) != null) throw new UserException("--arch and --model are exclusive");
-            var qc = new QuantConfig(ParseQuant(ctx.Value(quant)!), ctx.Value(doubleQuant), ComputeDtype: ModelInput.ComputeDtype(ctx, computeDtype));
+            var qc = new QuantConfig(ParseQuant(ctx.Value(quant)!), ctx.Value(doubleQuant), ComputeDtype: ModelInput.ComputeDtype(ctx, computeDtype),
+                                     PackHead: ctx.Value(packHead));
             string name = ctx.Value(model) ?? ctx.Value(arch) ?? "gpt2-small";
 
             using var lm = Build(ctx.Value(model), ctx.Value(arch) ?? "gpt2-small", qc, ctx.Value(seed));
@@ -88,7 +90,7 @@ public static class BenchTrainCommand
                 {
                     ctx.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                     {
-                        ["model"] = name, ["quant"] = ctx.Value(quant)!, ["double_quant"] = qc.DoubleQuant, ["compute_dtype"] = qc.Compute.ToString(), ["target_modules"] = targetText,
+                        ["model"] = name, ["quant"] = ctx.Value(quant)!, ["double_quant"] = qc.DoubleQuant, ["compute_dtype"] = qc.Compute.ToString(), ["pack_head"] = qc.PackHead, ["target_modules"] = targetText,
                         ["lora_r"] = ctx.Value(rank), ["gradient_checkpointing"] = lm.GradientCheckpointing, ["seq"] = t, ["batch"] = b,
                         ["steps"] = nSteps, ["threads"] = NativeRuntime.Threads,
                         ["tokens_per_second"] = tps, ["step_seconds"] = step, ["forward_seconds"] = fwd, ["backward_seconds"] = bwd,

@@ -23,6 +23,7 @@ public static class FinetuneCommand
     private static readonly Option<string?> Quant = new("--quant") { Description = "nf4 | fp4 | int8 | none (default nf4, or as stored for a pre-quantized checkpoint)" };
     private static readonly Option<bool> DoubleQuant = new("--double-quant") { Description = "Quantize the 4-bit absmax too (default on; --double-quant false to disable)" };
     private static readonly Option<bool> QuantizeHead = ModelInput.QuantizeHeadOption();
+    private static readonly Option<bool> PackHead = ModelInput.PackHeadOption();
     private static readonly Option<string?> ComputeDtype = ModelInput.ComputeDtypeOption();
     private static readonly Option<int> LoraR = new("--lora-r") { Description = "LoRA rank (default 8)" };
     private static readonly Option<float> LoraAlpha = new("--lora-alpha") { Description = "LoRA alpha (default 16)" };
@@ -52,7 +53,7 @@ public static class FinetuneCommand
     {
         var command = new Command("finetune", "LoRA / QLoRA fine-tuning (classification by template + verbalizer, or causal LM)")
         {
-            Config, Model, Quant, DoubleQuant, QuantizeHead, ComputeDtype, LoraR, LoraAlpha, LoraDropout, TargetModules, Task, Data, Template, Verbalizer,
+            Config, Model, Quant, DoubleQuant, QuantizeHead, PackHead, ComputeDtype, LoraR, LoraAlpha, LoraDropout, TargetModules, Task, Data, Template, Verbalizer,
             Optimizer, Lr, Schedule, Warmup, Steps, Epochs, BatchSize, GradAccum, SeqLen, EvalEvery, EvalSize, TrainSize, Seed, Output, Resume,
         };
         CommandRunner.SetAction(command, (ctx, ct) =>
@@ -148,7 +149,7 @@ public static class FinetuneCommand
         return s with
         {
             Model = Get(Model, s.Model), Quant = Get(Quant, s.Quant), DoubleQuant = Get(DoubleQuant, s.DoubleQuant), QuantizeHead = Get(QuantizeHead, s.QuantizeHead),
-            ComputeDtype = Get(ComputeDtype, s.ComputeDtype),
+            ComputeDtype = Get(ComputeDtype, s.ComputeDtype), PackHead = Get(PackHead, s.PackHead),
             LoraR = Get(LoraR, s.LoraR), LoraAlpha = Get(LoraAlpha, s.LoraAlpha), LoraDropout = Get(LoraDropout, s.LoraDropout),
             TargetModules = Get(TargetModules, s.TargetModules), Task = Get(Task, s.Task), Data = Get(Data, s.Data),
             Template = Get(Template, s.Template).Replace("\\n", "\n"), Verbalizer = Get(Verbalizer, s.Verbalizer.ToArray()),

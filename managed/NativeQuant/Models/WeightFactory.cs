@@ -76,6 +76,7 @@ public abstract class WeightFactory(QuantConfig? quant = null)
     private Linear FullPrecisionHead(Linear head)
     {
         if (_quant.Type is QuantType.Nf4 or QuantType.Fp4) head.ComputeDtype = _quant.Compute;
+        head.PackHead = _quant.PackHead;
         return head;
     }
 

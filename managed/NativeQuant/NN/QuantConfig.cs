@@ -17,9 +17,12 @@ public enum QuantType
 /// sizes the vocab x hidden head is most of the bytes a decoded token reads. A head tied to the embedding keeps the
 /// fp32 embedding for lookups and gets a separate quantized copy (<see cref="TiedQuantizedHead"/>).
 /// <paramref name="ComputeDtype"/> is bitsandbytes' bnb_4bit_compute_dtype for NF4/FP4 layers (F32 or F16; see
-/// <see cref="Linear4bit.ComputeDtype"/>); null = a pre-quantized checkpoint's own setting, else F32.</summary>
+/// <see cref="Linear4bit.ComputeDtype"/>); null = a pre-quantized checkpoint's own setting, else F32.
+/// <paramref name="PackHead"/>: a full-precision head computing in F16 keeps a packed fp16 copy for the fused loss
+/// (<see cref="Linear.PackHead"/>: about the head's fp32 size in memory for ~10% of its time).</summary>
 public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQuant = false, int BlockSize = 64,
-                                 float Int8Threshold = 6f, bool QuantizeHead = false, NqComputeType? ComputeDtype = null)
+                                 float Int8Threshold = 6f, bool QuantizeHead = false, NqComputeType? ComputeDtype = null,
+                                 bool PackHead = true)
 {
     public static readonly QuantConfig None = new();
 

@@ -44,7 +44,8 @@ public sealed class FinetuneJob : IDisposable
     {
         s.Validate();
         var quant = new QuantConfig(ModelLoader.ResolveQuant(s.Model, s.Quant, QuantType.Nf4), s.DoubleQuant, QuantizeHead: s.QuantizeHead,
-                                    ComputeDtype: s.ComputeDtype == null ? null : QuantConfig.ParseComputeDtype(s.ComputeDtype));
+                                    ComputeDtype: s.ComputeDtype == null ? null : QuantConfig.ParseComputeDtype(s.ComputeDtype),
+                                    PackHead: s.PackHead);
         var model = CausalLM.Load(s.Model, quant);
         try
         {

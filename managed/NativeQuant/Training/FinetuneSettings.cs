@@ -15,6 +15,8 @@ public sealed record FinetuneSettings
     /// <summary>f32 | f16: precision of the 4-bit matmuls (QuantConfig.ComputeDtype); null = f32, or a
     /// pre-quantized checkpoint's bnb_4bit_compute_dtype.</summary>
     public string? ComputeDtype { get; init; }
+    /// <summary>Keep a packed fp16 copy of a frozen fp32 head under f16 compute (QuantConfig.PackHead).</summary>
+    public bool PackHead { get; init; } = true;
     public int LoraR { get; init; } = 8;
     public float LoraAlpha { get; init; } = 16;
     public float LoraDropout { get; init; }
