@@ -188,6 +188,8 @@ TEST_P(LinearCrossEntropy, PackedWeightMatchesUnpackedBitwise) {
   EXPECT_GE(bytes, uint64_t(h.v * h.c * 2 * 2)) << "two fp16 layouts";
   Packed pk(bytes);
   ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), h.v, h.c, NQ_COMPUTE_F16, pk.p, bytes), NQ_OK);
+  for (const uint8_t* q = static_cast<const uint8_t*>(pk.p) + bytes; q < pk.raw.data() + pk.raw.size(); ++q)
+    ASSERT_EQ(*q, 0xff) << "written past the " << bytes << " bytes pack_bytes gave";
   int32_t threads = 1;
   ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
   const Out plain = fused(h, 0.25f, NQ_COMPUTE_F16);
