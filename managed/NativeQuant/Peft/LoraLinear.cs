@@ -104,6 +104,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         {
             case Linear l:
                 TensorPrimitives.Add(l.Weight.Data, delta.Data, l.Weight.Data);
+                l.ReleasePackedHead();  // a copy packed from the old weight (Linear.PackedHead)
                 return l;
             case Conv1D c:
                 AddTransposed(c.Weight.Data, delta.Data, OutFeatures, InFeatures);

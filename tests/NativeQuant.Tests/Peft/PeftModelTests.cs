@@ -112,6 +112,24 @@ public class PeftModelTests
         Assert.That(merged.Forward(x).ToArray(), Is.EqualTo(withLora).Within(MergeTol));
     }
 
+    // Merging into an fp layer changes its weight in place: a packed copy of the old weight (Linear.PackedHead,
+    // built where fp16 compute is native) must go with it.
+    [Test]
+    public void MergeAndUnload_DropsAPackedCopyOfTheOldWeight()
+    {
+        var stack = TinyStack.Random(1, 8, 1);
+        var v = (Linear)stack.NamedModules().Single(m => m.Item1 == "layers.0.v_proj").Item2;
+        v.ComputeDtype = NqComputeType.F16;
+        v.Weight.RequiresGrad = false;
+        bool packed = v.PackedHead() != null;
+        using var peft = PeftModel.GetPeftModel(stack, QV);
+        var result = peft.MergeAndUnload();
+        using var merged = result.Model;
+        Assert.That(merged.NamedModules().Single(m => m.Item1 == "layers.0.v_proj").Item2, Is.SameAs(v));
+        Assert.That(v.PackedHeadBytes, Is.Zero, packed ? "the stale copy was dropped" : "none was built");
+        if (packed) Assert.That(v.PackedHead(), Is.Not.Null, "rebuilt from the merged weight on the next use");
+    }
+
     [TestCase("nf4")]
     [TestCase("int8")]
     public void MergeAndUnload_Quantized_RequantizesAndReportsRoundingError(string kind)
