@@ -85,6 +85,9 @@ public static class BenchTrainCommand
                        opt = Median(phases.Select(p => p.Opt)), step = Median(phases.Select(p => p.Fwd + p.Bwd + p.Opt)),
                        cpu = Median(phases.Select(p => p.Cpu));
                 double tps = (double)b * t / step;
+                // CPU time over the threads' wall time: what the cores spent waiting for each other (or for a neighbour
+                // on a shared host) shows as the gap to 1.
+                double utilisation = cpu / (NativeRuntime.Threads * step);
                 string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
                 if (ctx.Value(json))
                 {
@@ -94,7 +97,7 @@ public static class BenchTrainCommand
                         ["lora_r"] = ctx.Value(rank), ["gradient_checkpointing"] = lm.GradientCheckpointing, ["seq"] = t, ["batch"] = b,
                         ["steps"] = nSteps, ["threads"] = NativeRuntime.Threads,
                         ["tokens_per_second"] = tps, ["step_seconds"] = step, ["forward_seconds"] = fwd, ["backward_seconds"] = bwd,
-                        ["optimizer_seconds"] = opt, ["step_cpu_seconds"] = cpu, ["loss"] = phases[^1].Loss,
+                        ["optimizer_seconds"] = opt, ["step_cpu_seconds"] = cpu, ["utilisation"] = utilisation, ["loss"] = phases[^1].Loss,
                         ["peak_rss_bytes"] = mem.PeakRssBytes, ["build_peak_rss_bytes"] = buildPeakRss, ["native_peak_bytes"] = mem.NativePeakBytes,
                         ["native_live_bytes"] = mem.NativeLiveBytes, ["weight_bytes"] = mem.WeightBytesByFormat,
                         ["trainable_parameters"] = mem.TrainableParameters, ["gradient_bytes"] = mem.GradientBytes,
@@ -105,7 +108,7 @@ public static class BenchTrainCommand
                 }
                 ctx.Out.WriteLine(Inv($"{name} {ctx.Value(quant)}{(qc.DoubleQuant ? "+dq" : "")} ({qc.Compute} compute), LoRA r={ctx.Value(rank)} on {targetText}, seq {t} x batch {b}, checkpointing {lm.GradientCheckpointing}, {NativeRuntime.Threads} threads"));
                 ctx.Out.WriteLine(Inv($"median of {nSteps} steps: {tps:F0} tok/s; step {step * 1e3:F0} ms = forward {fwd * 1e3:F0} + backward {bwd * 1e3:F0} + optimizer {opt * 1e3:F1} ms; loss {phases[^1].Loss:F4}"));
-                ctx.Out.WriteLine(Inv($"process CPU time per step {cpu * 1e3:F0} ms (user + system, all threads: compare this on a shared machine)"));
+                ctx.Out.WriteLine(Inv($"process CPU time per step {cpu * 1e3:F0} ms (user + system, all threads: compare this on a shared machine), {utilisation:P0} of {NativeRuntime.Threads} threads' wall time"));
                 ctx.Out.WriteLine($"peak RSS {MemoryReport.Mib(mem.PeakRssBytes)} (after building the model: {MemoryReport.Mib(buildPeakRss)})");
                 foreach (var line in mem.Lines()) ctx.Out.WriteLine("  " + line);
                 if (load.Length > 0) ctx.Out.WriteLine($"load average: {load}");

@@ -19,6 +19,9 @@ public class BenchTrainCommandTests
         foreach (var field in new[] { "tokens_per_second", "step_seconds", "forward_seconds", "backward_seconds", "optimizer_seconds",
                                       "peak_rss_bytes", "native_peak_bytes", "trainable_parameters", "gradient_bytes" })
             Assert.That(root.GetProperty(field).GetDouble(), Is.Positive, field);
+        // CPU time / (threads x wall): 0 would mean no CPU was measured; a little above 1 is timer granularity.
+        Assert.That(root.GetProperty("utilisation").GetDouble(), Is.InRange(0.01, 1.5));
+        Assert.That(root.GetProperty("pack_head").GetBoolean(), Is.True);
         Assert.That(root.GetProperty("weight_bytes").GetProperty("nf4").GetInt64(), Is.Positive, "c_attn, c_proj and the MLP are NF4");
         Assert.That(float.IsFinite(root.GetProperty("loss").GetSingle()), Is.True);
         Assert.That(root.GetProperty("compute_dtype").GetString(), Is.EqualTo("F32"));
