@@ -43,9 +43,7 @@ public static unsafe partial class Functional
                 void* wp = packedWeight == null ? null : packedWeight.Pointer;
                 Nq.Check(NativeMethods.nq_linear_cross_entropy(x, m, c, w, wp, v, t, ignoreIndex, scale, compute, nll, dx));
             });
-        var loss = HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);
-        GC.KeepAlive(packedWeight);
-        return loss;
+        return HeadCrossEntropy(hidden, weight, head, v, c, targets, ignoreIndex);  // (the delegate keeps packedWeight alive)
     }
 
     /// <summary><see cref="LinearCrossEntropy(Tensor, Tensor, Tensor, int, NqComputeType)"/> for a frozen quantized head

@@ -47,15 +47,11 @@ public sealed unsafe class Linear : Module<Tensor, Tensor>
     /// <see cref="PackHead"/> = false trades the speed (~10% of the head's time) back for the memory.</summary>
     public NativeBuffer? PackedHead()
     {
-        if (!PackHead || Weight.RequiresGrad || _compute != NqComputeType.F16)
-        {
-            ReleasePackedHead();
-            return null;
-        }
         int v = OutFeatures, c = InFeatures;
-        ulong bytes;
-        Nq.Check(NativeMethods.nq_linear_cross_entropy_pack_bytes(v, c, _compute, &bytes));
-        if (bytes == 0)  // (also after the ISA was capped below AVX512-FP16 since the copy was built)
+        ulong bytes = 0;  // stays 0 where packing does not apply (also once the ISA is capped below AVX512-FP16)
+        if (PackHead && !Weight.RequiresGrad && _compute == NqComputeType.F16)
+            Nq.Check(NativeMethods.nq_linear_cross_entropy_pack_bytes(v, c, _compute, &bytes));
+        if (bytes == 0)
         {
             ReleasePackedHead();
             return null;
