@@ -40,7 +40,10 @@ constexpr double kFloorGemvGBps = 40.0;
 constexpr double kFloorF16Gflops = 688.0;
 
 double floor_for(nq_compute_type ct) {
-  return ct == NQ_COMPUTE_BF16 ? kFloorBf16Gflops : ct == NQ_COMPUTE_F16 ? kFloorF16Gflops : kFloorF32Gflops;
+  return ct == NQ_COMPUTE_BF16  ? kFloorBf16Gflops
+         : ct == NQ_COMPUTE_F16 ? kFloorF16Gflops
+         : ct == NQ_COMPUTE_INT8 ? kFloorVnniGops
+                                 : kFloorF32Gflops;
 }
 
 const int64_t kMs[] = {1, 16, 256, 512};
@@ -164,6 +167,7 @@ BENCHMARK_CAPTURE(BM_Nf4Gemm, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f32, NQ_COMPUTE_F32)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
 BENCHMARK_CAPTURE(BM_Nf4Gemm, f16_train, NQ_COMPUTE_F16)->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_Nf4Gemm, int8_train, NQ_COMPUTE_INT8)->Apply(train_shapes);
 
 // Decode-shaped NF4 GEMV (M = 1, 4; fp32 compute) at stories15M, GPT-2 and LLaMA-7B shapes,
 // with plain and double-quantized absmax; GBps counts the stored bytes (codes + absmax).
@@ -199,6 +203,7 @@ void BM_Nf4Backward(benchmark::State& st, nq_compute_type ct) {
 BENCHMARK_CAPTURE(BM_Nf4Backward, bf16, NQ_COMPUTE_BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_Nf4Backward, f32_train, NQ_COMPUTE_F32)->Apply(train_shapes);
 BENCHMARK_CAPTURE(BM_Nf4Backward, f16_train, NQ_COMPUTE_F16)->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_Nf4Backward, int8_train, NQ_COMPUTE_INT8)->Apply(train_shapes);
 
 // LLM.int8() with 0.1% planted outlier columns (|x| = 20) at threshold 6.
 void BM_Int8Matmul(benchmark::State& st) {

@@ -102,9 +102,9 @@ public partial struct NqErrorStats
 /// Precision of the multiply-accumulate: fp32, or inputs rounded to bf16 (nearest-even)
 /// with fp32 accumulation (vdpbf16ps on AVX-512 BF16 CPUs), or int8 operands with int32
 /// accumulation, or fp16 operands with short fp16 accumulation. NQ_COMPUTE_INT8 is accepted
-/// only by nq_int8_matmul_backward and NQ_COMPUTE_F16 only by nq_gemm_f32_compute,
-/// nq_quant4_gemm and nq_quant4_gemm_backward (see there); every other kernel rejects them
-/// with NQ_ERR_INVALID_ARGUMENT.
+/// only by nq_int8_matmul_backward, nq_quant4_gemm and nq_quant4_gemm_backward, and
+/// NQ_COMPUTE_F16 only by nq_gemm_f32_compute, nq_quant4_gemm and nq_quant4_gemm_backward (see
+/// there); every other kernel rejects them with NQ_ERR_INVALID_ARGUMENT.
 /// </summary>
 public enum NqComputeType : int
 {
@@ -507,6 +507,18 @@ public static unsafe partial class NativeMethods
     /// Runs on AVX-512 FP16 CPUs at the NQ_ISA_AVX512_BF16 level; elsewhere NQ_COMPUTE_F16
     /// computes in fp32 (the NQ_COMPUTE_F32 kernels), except NQ_ISA_SCALAR, which runs the fp16
     /// reference (the same operations in scalar code).
+    ///
+    /// NQ_COMPUTE_INT8 (SwitchBack's int8 matmuls, Wortsman et al. 2023, for a frozen 4-bit base),
+    /// here and in the backward: each row of X (dY) is quantized to int8 with its absmax, q =
+    /// round(x * 127 / absmax), as LLM.int8()'s X without an outlier split; W is requantized per
+    /// output column of the product (per W row forward, per W column backward) against that column's
+    /// scale s = the largest |code * absmax| its blocks can hold: q = round(code * absmax * 127 / s).
+    /// Sums are exact in int32 (w.k forward, w.n backward &lt;= 65536) and each output is
+    /// float(sum) * (absmax_row / 127 * s / 127) + bias (or + beta * dX). Every element's error is
+    /// bounded by half a quantization step of each operand (absmax / 254, s / 254): ~1% relative on
+    /// Gaussian data, bounded by 3e-2 in tests. A row of X (dY) holding NaN or Inf gives NaN in its
+    /// whole output row. VNNI on AVX-512 VNNI CPUs, int16 pairs on AVX2, the same bits everywhere
+    /// (NQ_ISA_SCALAR runs the reference); M &lt;= 4 on AVX-512 takes the fp32 GEMV as above.
     /// </summary>
     [LibraryImport("nativequant")]
     public static partial NqStatus nq_quant4_gemm(float* x, long m, NqQuant4Weight* w, float* bias, NqComputeType compute, float* y);

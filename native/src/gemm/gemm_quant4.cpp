@@ -10,7 +10,9 @@
 #include "gemm/convert.h"
 #include "gemm/driver.h"
 #include "gemm/pack.h"
+#include "gemm/gemm_int8.h"
 #include "gemm/quant4_f16.h"
+#include "gemm/quant4_int8.h"
 #include "gemm/quant4_weight.h"
 #include "gemm/validate.h"
 
@@ -173,17 +175,25 @@ NQ_API nq_status nq_quant4_gemm(const float* x, int64_t m, const nq_quant4_weigh
   using namespace nq::gemm;
   const char* fn = "nq_quant4_gemm";
   if (nq_status s = quant4_forward_check(fn, x, m, w, bias, y); s != NQ_OK) return s;
-  NQ_CHECK_COMPUTE_F16(fn, compute);
+  NQ_CHECK_COMPUTE_ANY(fn, compute);
+  const bool i8 = compute == NQ_COMPUTE_INT8;
+  NQ_CHECK(!i8 || w->k <= kInt8MaxK, NQ_ERR_INVALID_ARGUMENT,
+           "%s: w.k must be <= %lld with NQ_COMPUTE_INT8 (int32 accumulation), got %lld", fn,
+           static_cast<long long>(kInt8MaxK), static_cast<long long>(w->k));
   return nq::guard(fn, [&] {
     const bool f16 = compute == NQ_COMPUTE_F16;
-    const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);  // F16 without AVX-512 FP16: fp32
+    const Ukernel* uk = i8 ? ukernel_int8() : ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);  // F16 without FP16: fp32
     if (uk == nullptr) {
       if (f16)
         quant4_gemm_f16_ref(x, m, *w, bias, y);
+      else if (i8)
+        quant4_gemm_int8_ref(x, m, *w, bias, y);
       else
         quant4_gemm_ref(x, m, *w, bias, compute, y);
     } else if (m <= kQuant4GemvMaxM && w->k % 32 == 0 && nq::cpu::use(NQ_ISA_AVX512)) {
       quant4_gemv_avx512(x, m, *w, bias, y);
+    } else if (i8) {
+      quant4_gemm_int8(*uk, x, m, *w, bias, y);
     } else if (f16 && nq::cpu::use_avx512fp16()) {
       run_gemm<float>(kUkF16Avx512, m, w->n, w->k, PackAF16{x, w->k, m}, PackBQuant4F16{*w, false}, y, w->n, false,
                       AddBias{bias});
@@ -206,19 +216,29 @@ NQ_API nq_status nq_quant4_gemm_backward(const float* dy, int64_t m, const nq_qu
   NQ_CHECK_NOT_NULL(fn, dx);
   NQ_CHECK_DIM(fn, m);
   NQ_CHECK_BETA(fn, beta);
-  NQ_CHECK_COMPUTE_F16(fn, compute);
+  NQ_CHECK_COMPUTE_ANY(fn, compute);
+  const bool i8 = compute == NQ_COMPUTE_INT8;
+  NQ_CHECK(!i8 || w->n <= kInt8MaxK, NQ_ERR_INVALID_ARGUMENT,
+           "%s: w.n must be <= %lld with NQ_COMPUTE_INT8 (int32 accumulation), got %lld", fn,
+           static_cast<long long>(kInt8MaxK), static_cast<long long>(w->n));
   const int64_t xb = m * w->k * 4;
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, dy, m * w->n * 4);
   NQ_CHECK_NO_OVERLAP(fn, dx, xb, w->packed, w->n * w->k / 2);
   return nq::guard(fn, [&] {
     const bool f16 = compute == NQ_COMPUTE_F16;
-    const Ukernel* uk = ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);
+    const Ukernel* uk = i8 ? ukernel_int8() : ukernel_for(f16 ? NQ_COMPUTE_F32 : compute);
     const bool acc = beta != 0.0f;
     if (uk == nullptr) {
       if (f16)
         quant4_gemm_backward_f16_ref(dy, m, *w, beta, dx);
+      else if (i8)
+        quant4_gemm_backward_int8_ref(dy, m, *w, beta, dx);
       else
         quant4_gemm_backward_ref(dy, m, *w, compute, beta, dx);
+      return NQ_OK;
+    }
+    if (i8) {
+      quant4_gemm_backward_int8(*uk, dy, m, *w, beta, dx);
       return NQ_OK;
     }
     if (acc && beta != 1.0f) prepare_output(dx, m, w->k, beta, nullptr);

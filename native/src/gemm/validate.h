@@ -45,6 +45,14 @@ inline int enum_bits(const E& e) {
            "%s: argument '%s' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1) or NQ_COMPUTE_F16 (3), got %d", fn, \
            #c, ::nq::gemm::enum_bits(c))
 
+// The 4-bit weight matmuls take every compute type (NQ_COMPUTE_INT8: quant4_int8.h).
+#define NQ_CHECK_COMPUTE_ANY(fn, c)                                                                          \
+  NQ_CHECK(::nq::gemm::enum_bits(c) >= NQ_COMPUTE_F32 && ::nq::gemm::enum_bits(c) <= NQ_COMPUTE_F16,          \
+           NQ_ERR_INVALID_ARGUMENT,                                                                           \
+           "%s: argument '%s' must be NQ_COMPUTE_F32 (0), NQ_COMPUTE_BF16 (1), NQ_COMPUTE_INT8 (2) or "        \
+           "NQ_COMPUTE_F16 (3), got %d",                                                                      \
+           fn, #c, ::nq::gemm::enum_bits(c))
+
 #define NQ_CHECK_BETA(fn, beta)                                                                \
   NQ_CHECK((beta) == (beta) && (beta) - (beta) == 0.0f, NQ_ERR_INVALID_ARGUMENT,               \
            "%s: argument 'beta' must be finite", fn)
