@@ -71,11 +71,12 @@ public abstract class WeightFactory(QuantConfig? quant = null)
         return Adopt(new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null, _quant)));
     }
 
-    // A 4-bit model's fp32 head computes in the 4-bit layers' compute dtype, as under torch.autocast in QLoRA
-    // training (transformers keeps lm_head unquantized; prepare_model_for_kbit_training casts it to fp32).
+    // A 4-bit model's fp32 head computes in the 4-bit layers' compute dtype (F16 when that is Int8), as under
+    // torch.autocast in QLoRA training (transformers keeps lm_head unquantized; prepare_model_for_kbit_training
+    // casts it to fp32).
     private Linear FullPrecisionHead(Linear head)
     {
-        if (_quant.Type is QuantType.Nf4 or QuantType.Fp4) head.ComputeDtype = _quant.Compute;
+        if (_quant.Type is QuantType.Nf4 or QuantType.Fp4) head.ComputeDtype = _quant.FloatCompute;
         head.PackHead = _quant.PackHead;
         return head;
     }

@@ -12,7 +12,7 @@ public sealed record FinetuneSettings
     public bool DoubleQuant { get; init; } = true;
     /// <summary>Quantize the (frozen) output head too, in the --quant format (QuantConfig.QuantizeHead).</summary>
     public bool QuantizeHead { get; init; }
-    /// <summary>f32 | f16: precision of the 4-bit matmuls (QuantConfig.ComputeDtype); null = f32, or a
+    /// <summary>f32 | f16 | int8: precision of the 4-bit matmuls (QuantConfig.ComputeDtype); null = f32, or a
     /// pre-quantized checkpoint's bnb_4bit_compute_dtype.</summary>
     public string? ComputeDtype { get; init; }
     /// <summary>Keep a packed fp16 copy of a frozen fp32 head under f16 compute (QuantConfig.PackHead).</summary>

@@ -25,10 +25,28 @@ inline float max_abs(float a, float b) {
   return a != a || b != b ? std::numeric_limits<float>::quiet_NaN() : std::max(a, b);
 }
 
+// The 16 values q8_of(code[c] * absmax, inv) ^ flip (c < 16) as a byte table, 8 lanes at a time: the same
+// two roundings, clamp and round-half-even conversion as q8_of, NaN lanes zeroed (the scalar rule once per
+// block was the packer's main cost).
+inline __m128i block_table(const float* code, float absmax, float inv, uint8_t flip) {
+  const __m256 a = _mm256_set1_ps(absmax), iv = _mm256_set1_ps(inv);
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  __m256i q[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(code + 8 * h), a), iv);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(t, t, _CMP_UNORD_Q));
+    q[h] = _mm256_andnot_si256(nan, _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(t, lo), hi)));
+  }
+  // packs_epi32 interleaves the 128-bit lanes: q0[0..3] q1[0..3] q0[4..7] q1[4..7]; 0xD8 restores the order.
+  const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+  return _mm_xor_si128(b, _mm_set1_epi8(char(flip)));
+}
+
 // Elements e0 + t (t < len) of W as int8 (q8_of) XOR `flip`; element t's inverse column scale is
 // inv[t * inv_stride]. Within one block and one inverse scale (every run when inv_stride is 0, or
 // when blocks never straddle rows, as the backward's column scales are then constant per block of
-// columns) the 16 values go through a table: pshufb per 32 elements.
+// columns) the 16 values go through a table: pshufb per 64 (or 32) elements.
 void decode_run(const nq_quant4_weight& w, int64_t e0, int64_t len, const float* inv, int64_t inv_stride, uint8_t flip,
                 uint8_t* out) {
   const float* code = quant4_code(w);
@@ -40,23 +58,34 @@ void decode_run(const nq_quant4_weight& w, int64_t e0, int64_t len, const float*
     }
     return;
   }
-  const __m128i nib = _mm_set1_epi8(15);
+  const __m256i nib = _mm256_set1_epi8(15);
   for (int64_t t = 0; t < len;) {
     const int64_t e = e0 + t, blk = e >> bs_log2;
     const int64_t seg = std::min(len - t, ((blk + 1) << bs_log2) - e);
-    const float absmax = quant4_absmax(w, blk), iv = inv[t * inv_stride];
+    const __m128i table = block_table(code, quant4_absmax(w, blk), inv[t * inv_stride], flip);
     alignas(16) uint8_t lut[16];
-    for (int c = 0; c < 16; ++c) lut[c] = uint8_t(q8_of(code[c] * absmax, iv)) ^ flip;
+    _mm_store_si128(reinterpret_cast<__m128i*>(lut), table);
+    const __m256i table2 = _mm256_broadcastsi128_si256(table);
     uint8_t* o = out + t;
     int64_t s = 0;
     if (e & 1) o[s++] = lut[w.packed[e >> 1] & 15];  // odd start: the low nibble of a byte
-    const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(lut));
-    for (; s + 32 <= seg; s += 32) {
+    for (; s + 64 <= seg; s += 64) {
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.packed + ((e + s) >> 1)));
+      const __m256i hi = _mm256_shuffle_epi8(table2, _mm256_and_si256(_mm256_srli_epi16(b, 4), nib));
+      const __m256i lo = _mm256_shuffle_epi8(table2, _mm256_and_si256(b, nib));
+      // In-lane unpacks give elements 0-15 | 32-47 and 16-31 | 48-63.
+      const __m256i u0 = _mm256_unpacklo_epi8(hi, lo), u1 = _mm256_unpackhi_epi8(hi, lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + s), _mm256_permute2x128_si256(u0, u1, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + s + 32), _mm256_permute2x128_si256(u0, u1, 0x31));
+    }
+    if (s + 32 <= seg) {  // blocks of 32
       const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.packed + ((e + s) >> 1)));
-      const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), nib));
-      const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(b, nib));
+      const __m128i n4 = _mm256_castsi256_si128(nib);
+      const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), n4));
+      const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(b, n4));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o + s), _mm_unpacklo_epi8(hi, lo));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o + s + 16), _mm_unpackhi_epi8(hi, lo));
+      s += 32;
     }
     for (; s < seg; ++s) o[s] = lut[nibble(w.packed, e + s)];
     t += seg;
