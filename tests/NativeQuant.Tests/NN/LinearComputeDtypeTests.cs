@@ -58,6 +58,7 @@ public class LinearComputeDtypeTests
 
     [TestCase(QuantType.Nf4, NqComputeType.F16, NqComputeType.F16)]
     [TestCase(QuantType.Nf4, NqComputeType.F32, NqComputeType.F32)]
+    [TestCase(QuantType.Nf4, NqComputeType.Int8, NqComputeType.F16)]
     [TestCase(QuantType.Int8, NqComputeType.F16, NqComputeType.F32)]
     [TestCase(QuantType.None, NqComputeType.F16, NqComputeType.F32)]
     public void TiedFullPrecisionHead_TakesTheFourBitComputeDtype(QuantType quant, NqComputeType asked, NqComputeType expected)
