@@ -25,10 +25,6 @@ double row_rel_error(const float* out, const double* ref, int64_t n) {
   return std::sqrt(num / (den > 0 ? den : 1));
 }
 
-struct Case {
-  int64_t m, n, k;
-  int32_t bs;
-};
 // M 3 (k % 32 != 0: not the GEMV), 5..7 and 8k+r; N around the 96-column tile and over NC (480);
 // K odd, not a multiple of 64 or of the block (blocks straddle rows), several KC (384) blocks;
 // bs 32 (chunks span two blocks), 64, 128, 256, 4096.
@@ -39,11 +35,8 @@ const Case kCases[] = {{8, 96, 64, 64},     {5, 100, 130, 64},  {7, 98, 77, 32},
 TEST(GemmF16, ForwardMatchesReferenceAndFloat64) {
   for (const Case& c : kCases)
     for (int v = 0; v < 3; ++v) {
-      const auto type = v == 1 ? NQ_QUANT4_FP4 : NQ_QUANT4_NF4;
-      const Q4 q = make_weight(c.n, c.k, c.bs, type, v == 2, uint64_t(c.n * 31 + c.k + v));
-      const auto x = randn(size_t(c.m * c.k), uint64_t(c.m + c.k * 7 + v));
-      const auto bias = randn(size_t(c.n), 99);
-      const auto y64 = forward64(x, c.m, q, bias.data());
+      const ForwardProblem p(c.m, c.n, c.k, c.bs, v);
+      const auto& [q, x, bias, y64] = p;
       std::vector<float> ref(size_t(c.m * c.n));
       nq::gemm::quant4_gemm_f16_ref(x.data(), c.m, q.w, bias.data(), ref.data());
       EXPECT_LT(rel_error(ref, y64), kF16RelTol) << c.m << "x" << c.n << "x" << c.k;
@@ -62,18 +55,14 @@ TEST(GemmF16, ForwardMatchesReferenceAndFloat64) {
 TEST(GemmF16, BackwardMatchesReferenceAndFloat64) {
   for (const Case& c : kCases)
     for (float beta : {0.0f, 1.0f, 0.5f}) {
-      const int v = beta == 0.5f ? 2 : beta == 1.0f ? 1 : 0;
-      const auto type = v == 1 ? NQ_QUANT4_FP4 : NQ_QUANT4_NF4;
-      const Q4 q = make_weight(c.n, c.k, c.bs, type, v == 2, uint64_t(c.n * 17 + c.k + v));
-      const auto dy = randn(size_t(c.m * c.n), uint64_t(c.m * 5 + c.n + v));
-      const auto dx0 = randn(size_t(c.m * c.k), 7);
-      const auto dx64 = backward64(dy, c.m, q, beta, dx0);
-      auto ref = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+      const BackwardProblem p(c.m, c.n, c.k, c.bs, beta);
+      const auto& [q, dy, dx0, dx64] = p;
+      auto ref = p.initial(beta);
       nq::gemm::quant4_gemm_backward_f16_ref(dy.data(), c.m, q.w, beta, ref.data());
       EXPECT_LT(rel_error(ref, dx64), kF16RelTol) << c.m << "x" << c.n << "x" << c.k;
       for (nq_isa isa : supported_isas()) {
         IsaScope cap(isa);
-        auto dx = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+        auto dx = p.initial(beta);
         ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), c.m, &q.w, NQ_COMPUTE_F16, beta, dx.data()), NQ_OK)
             << nq_last_error_message();
         const std::string at = std::string(isa_name(isa)) + " " + std::to_string(c.m) + "x" + std::to_string(c.n) +
@@ -119,30 +108,7 @@ TEST(GemmF16, ScalingKeepsHugeAndTinyRowsAccurate) {
 // A NaN or Inf in a row of X (dY) makes every output of that row non-finite; other rows are
 // unaffected (scales are per row and chunk).
 TEST(GemmF16, NonFiniteRowsPropagateOnlyToTheirRow) {
-  const int64_t m = 9, n = 130, k = 200;
-  const Q4 q = make_weight(n, k, 64, NQ_QUANT4_NF4, false, 3);
-  auto x = randn(size_t(m * k), 8);
-  auto dy = randn(size_t(m * n), 9);
-  const float bad[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                       -std::numeric_limits<float>::infinity()};
-  for (int b = 0; b < 3; ++b) {
-    x[size_t((2 + 3 * b) * k + 70 + b)] = bad[b];
-    dy[size_t((2 + 3 * b) * n + 100 + b)] = bad[b];
-  }
-  for (nq_isa isa : {NQ_ISA_SCALAR, NQ_ISA_AVX512_BF16}) {
-    IsaScope cap(isa);
-    auto y = poisoned(size_t(m * n));
-    auto dx = poisoned(size_t(m * k));
-    ASSERT_EQ(nq_quant4_gemm(x.data(), m, &q.w, nullptr, NQ_COMPUTE_F16, y.data()), NQ_OK);
-    ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), m, &q.w, NQ_COMPUTE_F16, 0.0f, dx.data()), NQ_OK);
-    for (int64_t i = 0; i < m; ++i) {
-      const bool bad_row = i % 3 == 2;
-      for (int64_t j = 0; j < n; ++j)
-        ASSERT_EQ(std::isfinite(y[size_t(i * n + j)]), !bad_row) << isa_name(isa) << " y " << i << "," << j;
-      for (int64_t t = 0; t < k; ++t)
-        ASSERT_EQ(std::isfinite(dx[size_t(i * k + t)]), !bad_row) << isa_name(isa) << " dx " << i << "," << t;
-    }
-  }
+  check_nonfinite_rows(NQ_COMPUTE_F16, {NQ_ISA_SCALAR, NQ_ISA_AVX512_BF16}, [](float v) { return !std::isfinite(v); });
 }
 
 // The chunk rule: one block -> fp16 codes with absmax as scale; two blocks -> code*absmax

@@ -18,10 +18,6 @@ namespace {
 // relative error is ~1%, measured 0.6-1.3% below. 3e-2 bounds it with room.
 constexpr double kInt8RelTol = 3e-2;
 
-struct Case {
-  int64_t m, n, k;
-  int32_t bs;
-};
 // M 5..33 (M <= 4 with k % 32 == 0 takes the fp32 GEMV on AVX-512) and 3 with k % 32 != 0; N around the
 // 64-column VNNI and 16-column AVX2 tiles and over NC (512); K odd, not a multiple of the block (blocks
 // straddle rows: per-element backward scales), over KC (1536 u8 / 768 int16); bs 32 .. 4096.
@@ -67,11 +63,8 @@ void expect_forward_bounds(const std::vector<float>& y, const std::vector<double
 TEST(GemmInt8Quant4, ForwardMatchesReferenceAndFloat64) {
   for (const Case& c : kCases)
     for (int v = 0; v < 3; ++v) {
-      const auto type = v == 1 ? NQ_QUANT4_FP4 : NQ_QUANT4_NF4;
-      const Q4 q = make_weight(c.n, c.k, c.bs, type, v == 2, uint64_t(c.n * 31 + c.k + v));
-      const auto x = randn(size_t(c.m * c.k), uint64_t(c.m + c.k * 7 + v));
-      const auto bias = randn(size_t(c.n), 99);
-      const auto y64 = forward64(x, c.m, q, bias.data());
+      const ForwardProblem p(c.m, c.n, c.k, c.bs, v);
+      const auto& [q, x, bias, y64] = p;
       auto ref = poisoned(size_t(c.m * c.n));
       nq::gemm::quant4_gemm_int8_ref(x.data(), c.m, q.w, bias.data(), ref.data());
       const std::string shape = std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) + " bs " +
@@ -93,13 +86,9 @@ TEST(GemmInt8Quant4, ForwardMatchesReferenceAndFloat64) {
 TEST(GemmInt8Quant4, BackwardMatchesReferenceAndFloat64) {
   for (const Case& c : kCases)
     for (float beta : {0.0f, 1.0f, 0.5f}) {
-      const int v = beta == 0.5f ? 2 : beta == 1.0f ? 1 : 0;
-      const auto type = v == 1 ? NQ_QUANT4_FP4 : NQ_QUANT4_NF4;
-      const Q4 q = make_weight(c.n, c.k, c.bs, type, v == 2, uint64_t(c.n * 17 + c.k + v));
-      const auto dy = randn(size_t(c.m * c.n), uint64_t(c.m * 5 + c.n + v));
-      const auto dx0 = randn(size_t(c.m * c.k), 7);
-      const auto dx64 = backward64(dy, c.m, q, beta, dx0);
-      auto ref = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+      const BackwardProblem p(c.m, c.n, c.k, c.bs, beta);
+      const auto& [q, dy, dx0, dx64] = p;
+      auto ref = p.initial(beta);
       nq::gemm::quant4_gemm_backward_int8_ref(dy.data(), c.m, q.w, beta, ref.data());
       const std::string shape = std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) + " bs " +
                                 std::to_string(c.bs) + " beta " + std::to_string(beta);
@@ -129,7 +118,7 @@ TEST(GemmInt8Quant4, BackwardMatchesReferenceAndFloat64) {
       }
       for (nq_isa isa : supported_isas()) {
         IsaScope cap(isa);
-        auto dx = beta == 0.0f ? poisoned(dx0.size()) : dx0;
+        auto dx = p.initial(beta);
         ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), c.m, &q.w, NQ_COMPUTE_INT8, beta, dx.data()), NQ_OK)
             << nq_last_error_message();
         ASSERT_TRUE(all_finite(dx)) << isa_name(isa) << " " << shape;
@@ -141,30 +130,7 @@ TEST(GemmInt8Quant4, BackwardMatchesReferenceAndFloat64) {
 // A NaN or Inf in a row of X (dY) makes every output of that row NaN (not garbage from a NaN cast
 // to int8); other rows are unaffected.
 TEST(GemmInt8Quant4, NonFiniteRowsBecomeNaN) {
-  const int64_t m = 9, n = 130, k = 200;
-  const Q4 q = make_weight(n, k, 64, NQ_QUANT4_NF4, false, 3);
-  auto x = randn(size_t(m * k), 8);
-  auto dy = randn(size_t(m * n), 9);
-  const float bad[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                       -std::numeric_limits<float>::infinity()};
-  for (int b = 0; b < 3; ++b) {
-    x[size_t((2 + 3 * b) * k + 70 + b)] = bad[b];
-    dy[size_t((2 + 3 * b) * n + 100 + b)] = bad[b];
-  }
-  for (nq_isa isa : supported_isas()) {
-    IsaScope cap(isa);
-    auto y = poisoned(size_t(m * n));
-    auto dx = poisoned(size_t(m * k));
-    ASSERT_EQ(nq_quant4_gemm(x.data(), m, &q.w, nullptr, NQ_COMPUTE_INT8, y.data()), NQ_OK);
-    ASSERT_EQ(nq_quant4_gemm_backward(dy.data(), m, &q.w, NQ_COMPUTE_INT8, 0.0f, dx.data()), NQ_OK);
-    for (int64_t i = 0; i < m; ++i) {
-      const bool bad_row = i % 3 == 2;
-      for (int64_t j = 0; j < n; ++j)
-        ASSERT_EQ(std::isnan(y[size_t(i * n + j)]), bad_row) << isa_name(isa) << " y " << i << "," << j;
-      for (int64_t t = 0; t < k; ++t)
-        ASSERT_EQ(std::isnan(dx[size_t(i * k + t)]), bad_row) << isa_name(isa) << " dx " << i << "," << t;
-    }
-  }
+  check_nonfinite_rows(NQ_COMPUTE_INT8, supported_isas(), [](float v) { return std::isnan(v); });
 }
 
 // The weight rule: scales are the largest |code * absmax| a column can hold, values round to nearest
