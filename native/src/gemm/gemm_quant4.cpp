@@ -25,8 +25,7 @@ bool fast_panels(const Ukernel& uk, bool round) {
 }
 
 float deq_scalar(const nq_quant4_weight& w, const float* code, int64_t e) {
-  const uint8_t byte = w.packed[e >> 1];
-  return code[(e & 1) ? (byte & 15) : (byte >> 4)] * quant4_absmax(w, e / w.blocksize);
+  return code[quant4_nibble(w, e)] * quant4_absmax(w, e / w.blocksize);
 }
 
 // Writes kc values of one panel row `r` (a B column) into a micro-panel (rounded to bf16

@@ -13,10 +13,9 @@ float f16_weight_chunk(const nq_quant4_weight& w, int64_t e0, int64_t stride, in
                        int64_t vstride) {
   const float* code = quant4_code(w);
   const int bs_log2 = __builtin_ctz(unsigned(w.blocksize));
-  const auto q = [&](int64_t e) { return (e & 1) ? (w.packed[e >> 1] & 15) : (w.packed[e >> 1] >> 4); };
   const int64_t elast = e0 + (len - 1) * stride;
   if ((e0 >> bs_log2) == (elast >> bs_log2)) {
-    for (int t = 0; t < len; ++t) vals[t * vstride] = f16_bits(code[q(e0 + t * stride)]);
+    for (int t = 0; t < len; ++t) vals[t * vstride] = f16_bits(code[quant4_nibble(w, e0 + t * stride)]);
     return quant4_absmax(w, e0 >> bs_log2);
   }
   float m = 0.0f;
@@ -28,7 +27,7 @@ float f16_weight_chunk(const nq_quant4_weight& w, int64_t e0, int64_t stride, in
   const float up = pow2f(s);
   for (int t = 0; t < len; ++t) {
     const int64_t e = e0 + t * stride;
-    vals[t * vstride] = f16_bits(code[q(e)] * (quant4_absmax(w, e >> bs_log2) * up));
+    vals[t * vstride] = f16_bits(code[quant4_nibble(w, e)] * (quant4_absmax(w, e >> bs_log2) * up));
   }
   return pow2f(-s);
 }

@@ -17,7 +17,10 @@
 namespace nq::gemm {
 namespace {
 
-inline int nibble(const uint8_t* packed, int64_t e) { return (e & 1) ? (packed[e >> 1] & 15) : (packed[e >> 1] >> 4); }
+// The int8 value of weight element e against inverse column scale inv (q8_of of code * absmax).
+inline int8_t q8_element(const nq_quant4_weight& w, const float* code, int64_t e, float inv) {
+  return q8_of(code[quant4_nibble(w, e)] * quant4_absmax(w, e >> __builtin_ctz(unsigned(w.blocksize))), inv);
+}
 
 // max(a, |b|) with NaN sticky (a NaN absmax makes its column's scale NaN: outputs NaN, not garbage).
 inline float max_abs(float a, float b) {
@@ -52,10 +55,7 @@ void decode_run(const nq_quant4_weight& w, int64_t e0, int64_t len, const float*
   const float* code = quant4_code(w);
   const int bs_log2 = __builtin_ctz(unsigned(w.blocksize));
   if (inv_stride != 0 && w.k % w.blocksize != 0) {
-    for (int64_t t = 0; t < len; ++t) {
-      const int64_t e = e0 + t;
-      out[t] = uint8_t(q8_of(code[nibble(w.packed, e)] * quant4_absmax(w, e >> bs_log2), inv[t * inv_stride])) ^ flip;
-    }
+    for (int64_t t = 0; t < len; ++t) out[t] = uint8_t(q8_element(w, code, e0 + t, inv[t * inv_stride])) ^ flip;
     return;
   }
   const __m256i nib = _mm256_set1_epi8(15);
@@ -87,7 +87,7 @@ void decode_run(const nq_quant4_weight& w, int64_t e0, int64_t len, const float*
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o + s + 16), _mm_unpackhi_epi8(hi, lo));
       s += 32;
     }
-    for (; s < seg; ++s) o[s] = lut[nibble(w.packed, e + s)];
+    for (; s < seg; ++s) o[s] = lut[quant4_nibble(w, e + s)];
     t += seg;
   }
 }
@@ -263,45 +263,42 @@ void quant4_gemm_backward_int8(const Ukernel& uk, const float* dy, int64_t m, co
                     epilogue);
 }
 
-void quant4_gemm_int8_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, float* y) {
-  const int64_t K = w.k, N = w.n;
+namespace {
+
+// The references' product: rows of a (m, len) against the product's columns of W (forward: W's rows, len = w.k;
+// backward: W's columns, len = w.n), exact int32 sums; out(i, j, v) receives v = float(sum) * (sa_i * sb_j).
+template <class Out>
+void int8_product_ref(const float* a, int64_t m, const nq_quant4_weight& w, bool backward, const Out& out) {
+  const int64_t len = backward ? w.n : w.k, cols = backward ? w.k : w.n;
   const float* code = quant4_code(w);
-  std::vector<int8_t> q, wq(static_cast<size_t>(K));
-  std::vector<float> sa, sb(static_cast<size_t>(N)), inv(static_cast<size_t>(N));
-  quantize_rows_ref(x, m, K, q, sa);
-  quant4_int8_scales(w, false, sb.data(), inv.data());
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t e = n * K + k;
-      wq[size_t(k)] = q8_of(code[nibble(w.packed, e)] * quant4_absmax(w, e / w.blocksize), inv[size_t(n)]);
-    }
+  std::vector<int8_t> q, wq(static_cast<size_t>(len));
+  std::vector<float> sa, sb(static_cast<size_t>(cols)), inv(static_cast<size_t>(cols));
+  quantize_rows_ref(a, m, len, q, sa);
+  quant4_int8_scales(w, backward, sb.data(), inv.data());
+  for (int64_t j = 0; j < cols; ++j) {
+    for (int64_t t = 0; t < len; ++t)
+      wq[size_t(t)] = q8_element(w, code, backward ? t * w.k + j : j * w.k + t, inv[size_t(j)]);
     for (int64_t i = 0; i < m; ++i) {
       int32_t acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += int32_t(q[size_t(i * K + k)]) * wq[size_t(k)];
-      y[i * N + n] = (bias ? 1.0f * bias[n] : 0.0f) + float(acc) * (sa[size_t(i)] * sb[size_t(n)]);
+      for (int64_t t = 0; t < len; ++t) acc += int32_t(q[size_t(i * len + t)]) * wq[size_t(t)];
+      out(i, j, float(acc) * (sa[size_t(i)] * sb[size_t(j)]));
     }
   }
 }
 
+}  // namespace
+
+void quant4_gemm_int8_ref(const float* x, int64_t m, const nq_quant4_weight& w, const float* bias, float* y) {
+  int8_product_ref(x, m, w, false, [&](int64_t i, int64_t n, float v) {
+    y[i * w.n + n] = (bias ? 1.0f * bias[n] : 0.0f) + v;
+  });
+}
+
 void quant4_gemm_backward_int8_ref(const float* dy, int64_t m, const nq_quant4_weight& w, float beta, float* dx) {
-  const int64_t K = w.k, N = w.n;
-  const float* code = quant4_code(w);
-  std::vector<int8_t> q, wq(static_cast<size_t>(N));
-  std::vector<float> sa, sb(static_cast<size_t>(K)), inv(static_cast<size_t>(K));
-  quantize_rows_ref(dy, m, N, q, sa);
-  quant4_int8_scales(w, true, sb.data(), inv.data());
-  for (int64_t c = 0; c < K; ++c) {
-    for (int64_t j = 0; j < N; ++j) {
-      const int64_t e = j * K + c;
-      wq[size_t(j)] = q8_of(code[nibble(w.packed, e)] * quant4_absmax(w, e / w.blocksize), inv[size_t(c)]);
-    }
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t acc = 0;
-      for (int64_t j = 0; j < N; ++j) acc += int32_t(q[size_t(i * N + j)]) * wq[size_t(j)];
-      float& o = dx[i * K + c];
-      o = (beta == 0.0f ? 0.0f : beta * o) + float(acc) * (sa[size_t(i)] * sb[size_t(c)]);
-    }
-  }
+  int8_product_ref(dy, m, w, true, [&](int64_t i, int64_t c, float v) {
+    float& o = dx[i * w.k + c];
+    o = (beta == 0.0f ? 0.0f : beta * o) + v;
+  });
 }
 
 }  // namespace nq::gemm

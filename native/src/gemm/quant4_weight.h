@@ -18,6 +18,12 @@ inline float quant4_absmax(const nq_quant4_weight& w, int64_t block) {
          w.nested_offset;
 }
 
+// Code index (0..15) of element e of the flattened weight: the first of a byte's two in its high nibble.
+inline int quant4_nibble(const nq_quant4_weight& w, int64_t e) {
+  const uint8_t byte = w.packed[e >> 1];
+  return (e & 1) ? (byte & 15) : (byte >> 4);
+}
+
 // 16 code values of the weight's data type.
 const float* quant4_code(const nq_quant4_weight& w);
 
