@@ -484,7 +484,13 @@ NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, c
  * Rows with t == ignore_index get nll 0 and a zero dx row. The logits exist one (n, 384) block
  * at a time (an online softmax per segment of the vocabulary, merged in a fixed order: results
  * do not depend on the thread count) and w is read once. compute: precision of the two products
- * as in nq_gemm_f32_compute. Scratch ~ (16 c + 384 threads) n floats, from nq_buffer_alloc.
+ * as in nq_gemm_f32_compute, or NQ_COMPUTE_INT8 (c <= 65536): exact int32 products on the int8
+ * kernel (VNNI, AVX2 int16 pairs, plain loops on NQ_ISA_SCALAR; equal bits for equal softmax
+ * weights) of x's rows quantized by their absmax and w's rows by theirs for the logits, and for
+ * dx the softmax weights quantized per row and 384-entry block to 255 levels of [0, block max]
+ * (a row-wide int8 scale would round every weight below 1/254 of the largest to 0) against w's
+ * columns per block; error bound: half a quantization step of each operand.
+ * Scratch ~ (16 c + 384 threads) n floats (int8: + (c + 96) n threads), from nq_buffer_alloc.
  * w_packed: NULL, or w as nq_linear_cross_entropy_pack left it for this v, c and compute (a
  * frozen head skips converting w for both products on every call; same results bit for bit).
  * Targets are checked as in nq_cross_entropy_rows; scale finite. */
@@ -493,11 +499,13 @@ NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, c
                                          nq_compute_type compute, double* nll, float* dx);
 
 /* Bytes of w (v, c) packed for nq_linear_cross_entropy under `compute`: 0 where packing does not
- * apply (only NQ_COMPUTE_F16 on a CPU with AVX512-FP16 converts w; ~2.1 bytes per weight). */
+ * apply. NQ_COMPUTE_F16 on a CPU with AVX512-FP16 converts w (~2.1 bytes per weight);
+ * NQ_COMPUTE_INT8 on AVX2 and up quantizes it (~2 bytes per weight, ~4 with AVX2's int16 pairs):
+ * a pack serves only the kernel it was made for. */
 NQ_API nq_status nq_linear_cross_entropy_pack_bytes(int64_t v, int64_t c, nq_compute_type compute, uint64_t* bytes);
 
 /* Packs w (v, c) into `packed` (`bytes` >= nq_linear_cross_entropy_pack_bytes, 64-byte aligned):
- * both products' fp16 operands, each vocabulary block's together. Packing that does not apply
+ * both products' fp16 or int8 operands, each vocabulary block's together. Packing that does not apply
  * (0 bytes) is NQ_ERR_UNSUPPORTED. */
 NQ_API nq_status nq_linear_cross_entropy_pack(const float* w, int64_t v, int64_t c, nq_compute_type compute,
                                               void* packed, uint64_t bytes);

@@ -1,7 +1,9 @@
 // nq_linear_cross_entropy: against a float64 head + softmax on fresh random data (vocabularies of one
 // block, a few blocks and every segment, targets on block edges, ignored and confident rows), against the
 // unfused path (nq_gemm_f32_compute + nq_cross_entropy_rows + the dX product), thread-count independence,
-// a packed W (bitwise the unpacked results), every output written, and argument errors.
+// a packed W (bitwise the unpacked results), every output written, and argument errors. NQ_COMPUTE_INT8 against
+// its error bound from float64, its kernels against its plain loops bit for bit, and a case only per-block scales
+// of the softmax weights pass.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -112,12 +114,65 @@ Ref reference(const Head& h, float scale, double unit) {
   return r;
 }
 
+// NQ_COMPUTE_INT8's bounds (loss/head_int8.h) per row, from float64: a logit is off by at most half a step of
+// each operand, (ax/254) Σ_k |w_vk| + (aw_v/254) Σ_k |x_k| + c (ax/254)(aw_v/254), plus the fp32 epilogue
+// (2^-22 of Σ|x w|); U's product by half a step of E' per entry, vb max_blk(p) / 508 summed over the blocks
+// (p without the target, e^(4e) for the logits' error), plus half a step of W's column scale, <= max|w| / 254
+// weighted by Σ p <= 1. `product` is relative to scale max|w|, as expect_near_reference takes it.
+struct Int8Bound {
+  std::vector<double> logit_err, product;
+};
+
+Int8Bound int8_bound(const Head& h) {
+  Int8Bound b{std::vector<double>(size_t(h.n)), std::vector<double>(size_t(h.n))};
+  std::vector<double> aw(size_t(h.v)), sw(size_t(h.v)), l(size_t(h.v));
+  for (int64_t j = 0; j < h.v; ++j)
+    for (int64_t k = 0; k < h.c; ++k) {
+      aw[size_t(j)] = std::max(aw[size_t(j)], double(std::fabs(h.w[size_t(j * h.c + k)])));
+      sw[size_t(j)] += std::fabs(h.w[size_t(j * h.c + k)]);
+    }
+  for (int64_t i = 0; i < h.n; ++i) {
+    double ax = 0.0, sx = 0.0, e = 0.0, m = -INFINITY;
+    for (int64_t k = 0; k < h.c; ++k) {
+      ax = std::max(ax, double(std::fabs(h.x[size_t(i * h.c + k)])));
+      sx += std::fabs(h.x[size_t(i * h.c + k)]);
+    }
+    for (int64_t j = 0; j < h.v; ++j) {
+      double s = 0.0, a = 0.0;
+      for (int64_t k = 0; k < h.c; ++k) {
+        const double p = double(h.x[size_t(i * h.c + k)]) * h.w[size_t(j * h.c + k)];
+        s += p;
+        a += std::fabs(p);
+      }
+      l[size_t(j)] = s;
+      m = std::max(m, s);
+      e = std::max(e, ax / 254 * sw[size_t(j)] + aw[size_t(j)] / 254 * sx + double(h.c) * ax * aw[size_t(j)] / 64516 +
+                          0x1p-22 * a);
+    }
+    b.logit_err[size_t(i)] = e;
+    double z = 0.0;
+    for (int64_t j = 0; j < h.v; ++j) z += std::exp(l[size_t(j)] - m);
+    double prod = 0.0;
+    for (int64_t v0 = 0; v0 < h.v; v0 += 384) {
+      const int64_t vb = std::min<int64_t>(384, h.v - v0);
+      double pmax = 0.0;
+      for (int64_t j = v0; j < v0 + vb; ++j)
+        if (j != h.t[size_t(i)]) pmax = std::max(pmax, std::exp(l[size_t(j)] - m) / z);
+      prod += double(vb) * pmax / 508;
+    }
+    b.product[size_t(i)] = prod * std::exp(4 * e) + 1.0 / 254 * (1 + 1.0 / 254);
+  }
+  return b;
+}
+
 // Tolerances from the logit error e of the precision: the NLL moves by <= 2e (the target's logit and the
 // log-sum-exp); each softmax weight by a factor e^(±2e), so dx by <= scale max|w| (4e) plus the rounding of
 // the dX product itself (`product`, relative to scale max|w|).
-void expect_near_reference(const Head& h, const Out& o, const Ref& r, float scale, double product, const char* what) {
+void expect_near_reference(const Head& h, const Out& o, const Ref& r, float scale, double product, const char* what,
+                           const Int8Bound* int8 = nullptr) {
   for (int64_t i = 0; i < h.n; ++i) {
-    const double e = r.logit_err[size_t(i)];
+    const double e = int8 ? int8->logit_err[size_t(i)] : r.logit_err[size_t(i)];
+    if (int8) product = int8->product[size_t(i)];
     if (h.t[size_t(i)] == kIgnore) {
       EXPECT_EQ(o.nll[size_t(i)], 0.0) << what << " row " << i;
     } else {
@@ -157,12 +212,56 @@ TEST_P(LinearCrossEntropy, F16MatchesFloat64AndTheUnfusedPath) {
   expect_near_reference(h, unfused(h, scale, NQ_COMPUTE_F16), r, scale, 0x1p-6, "f16 unfused");
 }
 
+// int8 products (head_int8.h) within int8_bound of float64, for the fast path and the plain loops.
+TEST_P(LinearCrossEntropy, Int8MatchesFloat64WithinItsBound) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 13 + s.c));
+  const float scale = 1.0f / 9.0f;
+  const Ref r = reference(h, scale, 0.0);
+  const Int8Bound b = int8_bound(h);
+  expect_near_reference(h, fused(h, scale, NQ_COMPUTE_INT8), r, scale, 0.0, "int8", &b);
+  nq_isa isa = NQ_ISA_SCALAR;
+  ASSERT_EQ(nq_cpu_isa_get(&isa), NQ_OK);
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_SCALAR), NQ_OK);
+  const Out plain = fused(h, scale, NQ_COMPUTE_INT8);
+  ASSERT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
+  expect_near_reference(h, plain, r, scale, 0.0, "int8 plain loops", &b);
+}
+
+// The int8 kernels (AVX2 int16 pairs; VNNI) against the plain loops: the same integers and epilogue, so with the
+// same exp (the scalar row passes below AVX-512) the bits are equal; with AVX-512's polynomial exp (~1 ulp) a
+// value of E' may round to the neighbouring level, moving dx by one step, se max|w| <= scale max|w| / 254, and
+// the NLL by ~1e-7 relative.
+TEST_P(LinearCrossEntropy, Int8KernelsMatchThePlainLoops) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 17 + s.c));
+  nq_isa isa = NQ_ISA_SCALAR;
+  ASSERT_EQ(nq_cpu_isa_get(&isa), NQ_OK);
+  const auto at = [&](nq_isa max) {
+    EXPECT_EQ(nq_cpu_isa_set_max(max), NQ_OK);
+    const Out o = fused(h, 0.5f, NQ_COMPUTE_INT8);
+    EXPECT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
+    return o;
+  };
+  const Out plain = at(NQ_ISA_SCALAR), avx2 = at(NQ_ISA_AVX2), best = at(isa);
+  double w_max = 0.0;
+  for (float e : h.w) w_max = std::max(w_max, double(std::fabs(e)));
+  for (size_t i = 0; i < plain.nll.size(); ++i) {
+    ASSERT_EQ(avx2.nll[i], plain.nll[i]) << "row " << i;
+    ASSERT_NEAR(best.nll[i], plain.nll[i], 1e-6 * std::max(1.0, std::fabs(plain.nll[i]))) << "row " << i;
+  }
+  for (size_t i = 0; i < plain.dx.size(); ++i) {
+    ASSERT_EQ(avx2.dx[i], plain.dx[i]) << "element " << i;
+    ASSERT_NEAR(best.dx[i], plain.dx[i], 0.5 * w_max / 254) << "element " << i;
+  }
+}
+
 TEST_P(LinearCrossEntropy, ResultsDoNotDependOnThreadsAndDxIsOptional) {
   const Shape s = GetParam();
   const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 3 + s.c));
   int32_t threads = 1;
   ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
-  for (nq_compute_type ct : {NQ_COMPUTE_F32, NQ_COMPUTE_F16}) {
+  for (nq_compute_type ct : {NQ_COMPUTE_F32, NQ_COMPUTE_F16, NQ_COMPUTE_INT8}) {
     const Out all = fused(h, 0.25f, ct);
     ASSERT_EQ(nq_threads_set(1), NQ_OK);
     const Out one = fused(h, 0.25f, ct);
@@ -174,29 +273,23 @@ TEST_P(LinearCrossEntropy, ResultsDoNotDependOnThreadsAndDxIsOptional) {
   }
 }
 
-// A packed W (fp16 compute on AVX512-FP16) gives the unpacked results bit for bit, on 1 and all threads, with
-// and without dx: the pack holds exactly what each call would convert. Every byte the products read was
-// written (the buffer starts as fp16 NaN).
-TEST_P(LinearCrossEntropy, PackedWeightMatchesUnpackedBitwise) {
-  const Shape s = GetParam();
-  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 5 + s.c));
+void expect_packed_matches_unpacked(const Head& h, nq_compute_type ct) {
   uint64_t bytes = 1;
-  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, NQ_COMPUTE_F32, &bytes), NQ_OK);
-  EXPECT_EQ(bytes, 0u) << "fp32 compute reads W in place";
-  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, NQ_COMPUTE_F16, &bytes), NQ_OK);
-  if (bytes == 0) GTEST_SKIP() << "no AVX512-FP16: packing does not apply";
-  EXPECT_GE(bytes, uint64_t(h.v * h.c * 2 * 2)) << "two fp16 layouts";
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, ct, &bytes), NQ_OK);
+  if (bytes == 0) return;  // no AVX512-FP16 (f16) or AVX2 (int8): packing does not apply
+  const int64_t elem = ct == NQ_COMPUTE_F16 ? 2 : 1;
+  EXPECT_GE(bytes, uint64_t(h.v * h.c * elem * 2)) << "two layouts";
   Packed pk(bytes);
-  ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), h.v, h.c, NQ_COMPUTE_F16, pk.p, bytes), NQ_OK);
+  ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), h.v, h.c, ct, pk.p, bytes), NQ_OK);
   for (const uint8_t* q = static_cast<const uint8_t*>(pk.p) + bytes; q < pk.raw.data() + pk.raw.size(); ++q)
     ASSERT_EQ(*q, 0xff) << "written past the " << bytes << " bytes pack_bytes gave";
   int32_t threads = 1;
   ASSERT_EQ(nq_threads_get(&threads), NQ_OK);
-  const Out plain = fused(h, 0.25f, NQ_COMPUTE_F16);
+  const Out plain = fused(h, 0.25f, ct);
   for (int32_t t : {threads, 1}) {
     ASSERT_EQ(nq_threads_set(t), NQ_OK);
-    const Out packed = fused(h, 0.25f, NQ_COMPUTE_F16, true, pk.p);
-    const Out nll_only = fused(h, 0.25f, NQ_COMPUTE_F16, false, pk.p);
+    const Out packed = fused(h, 0.25f, ct, true, pk.p);
+    const Out nll_only = fused(h, 0.25f, ct, false, pk.p);
     ASSERT_EQ(nq_threads_set(threads), NQ_OK);
     for (size_t i = 0; i < plain.nll.size(); ++i) {
       ASSERT_EQ(packed.nll[i], plain.nll[i]) << "row " << i << ", " << t << " threads";
@@ -204,6 +297,21 @@ TEST_P(LinearCrossEntropy, PackedWeightMatchesUnpackedBitwise) {
     }
     for (size_t i = 0; i < plain.dx.size(); ++i)
       ASSERT_EQ(packed.dx[i], plain.dx[i]) << "element " << i << ", " << t << " threads";
+  }
+}
+
+// A packed W (fp16 compute on AVX512-FP16, int8 compute on AVX2 and up) gives the unpacked results bit for bit,
+// on 1 and all threads, with and without dx: the pack holds exactly what each call would convert. Every byte
+// the products read was written (the buffer starts as fp16 NaN, int8 -1).
+TEST_P(LinearCrossEntropy, PackedWeightMatchesUnpackedBitwise) {
+  const Shape s = GetParam();
+  const Head h = make_head(s.n, s.c, s.v, uint64_t(s.v * 5 + s.c));
+  uint64_t bytes = 1;
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(h.v, h.c, NQ_COMPUTE_F32, &bytes), NQ_OK);
+  EXPECT_EQ(bytes, 0u) << "fp32 compute reads W in place";
+  for (const nq_compute_type ct : {NQ_COMPUTE_F16, NQ_COMPUTE_INT8}) {
+    SCOPED_TRACE(ct == NQ_COMPUTE_F16 ? "f16" : "int8");
+    expect_packed_matches_unpacked(h, ct);
   }
 }
 
@@ -309,6 +417,34 @@ TEST(LinearCrossEntropyArgs, PackRejectsBadArgumentsAndMismatchedUse) {
   ASSERT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
   EXPECT_EQ(nll, std::vector<double>(3, -1.0));
   EXPECT_EQ(call(pk.p, 500, NQ_COMPUTE_F16), NQ_OK);
+}
+
+// An int8 pack is laid out for the kernel that packed it (VNNI u8 quads or AVX2 int16 pairs); int8 needs c <= 65536.
+TEST(LinearCrossEntropyArgs, Int8PackBelongsToItsKernel) {
+  const Head h = make_head(3, 64, 500, 3);
+  std::vector<double> nll(3, -1.0);
+  EXPECT_EQ(nq_linear_cross_entropy(nullptr, 1, 65537, nullptr, nullptr, 5, nullptr, kIgnore, 1.0f, NQ_COMPUTE_INT8,
+                                    nll.data(), nullptr),
+            NQ_ERR_INVALID_ARGUMENT);
+  nq_isa isa = NQ_ISA_SCALAR;
+  ASSERT_EQ(nq_cpu_isa_get(&isa), NQ_OK);
+  if (isa < NQ_ISA_AVX512_VNNI) GTEST_SKIP() << "needs VNNI to pack for another kernel than AVX2's";
+  uint64_t bytes = 0;
+  ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(500, 64, NQ_COMPUTE_INT8, &bytes), NQ_OK);
+  ASSERT_GT(bytes, 0u);
+  Packed pk(bytes);
+  ASSERT_EQ(nq_linear_cross_entropy_pack(h.w.data(), 500, 64, NQ_COMPUTE_INT8, pk.p, bytes), NQ_OK);
+  const auto call = [&] {
+    return nq_linear_cross_entropy(h.x.data(), 3, 64, h.w.data(), pk.p, 500, h.t.data(), kIgnore, 1.0f,
+                                   NQ_COMPUTE_INT8, nll.data(), nullptr);
+  };
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_AVX2), NQ_OK);
+  EXPECT_EQ(call(), NQ_ERR_UNSUPPORTED) << "packed as VNNI quads, AVX2 reads int16 pairs";
+  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_SCALAR), NQ_OK);
+  EXPECT_EQ(call(), NQ_ERR_UNSUPPORTED) << "the plain loops read no pack";
+  ASSERT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
+  EXPECT_EQ(nll, std::vector<double>(3, -1.0));
+  EXPECT_EQ(call(), NQ_OK);
 }
 
 }  // namespace

@@ -199,6 +199,28 @@ struct PackBInt8Bwd {
   }
 };
 
+// An int8 product's output row from its int32 sums: dst[c] = add_scale * add[c] + float(acc[c] - corr + col[c]) *
+// (sa * sb[c]) for c < cols (add = nullptr: + 0; col = nullptr: + 0), 8 at a time with the same roundings as the
+// scalar tail, so every path gives the same bits. dst may be acc or add (element-wise).
+inline void int8_out_row(const int32_t* acc, int32_t corr, const int32_t* col, float sa, const float* sb,
+                         const float* add, float add_scale, int64_t cols, float* dst) {
+  const __m256i vc = _mm256_set1_epi32(corr);
+  const __m256 va = _mm256_set1_ps(sa), vk = _mm256_set1_ps(add_scale);
+  int64_t c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    __m256i a = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + c)), vc);
+    if (col) a = _mm256_add_epi32(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + c)));
+    const __m256 prod = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(va, _mm256_loadu_ps(sb + c)));
+    const __m256 term = add ? _mm256_mul_ps(vk, _mm256_loadu_ps(add + c)) : _mm256_setzero_ps();
+    _mm256_storeu_ps(dst + c, _mm256_add_ps(term, prod));
+  }
+  for (; c < cols; ++c) {
+    int32_t a;
+    std::memcpy(&a, acc + c, 4);
+    dst[c] = (add ? add_scale * add[c] : 0.0f) + float(a - corr + (col ? col[c] : 0)) * (sa * sb[c]);
+  }
+}
+
 // A row of plain floats, for quantize_row / quantize_row_avx2.
 struct PlainRow {
   const float* x;

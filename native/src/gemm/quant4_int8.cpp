@@ -99,26 +99,6 @@ inline void put(uint8_t* panel, const PackGeom& g, Fmt fmt, int r, int64_t kk, i
   else reinterpret_cast<int16_t*>(panel)[at] = v;
 }
 
-// dst[c] = add_scale * add[c] + float(acc[c] - corr) * (sa * sb[c]) for c < cols (add = nullptr: + 0),
-// 8 at a time with the same roundings as the scalar tail. dst may be acc or add (element-wise).
-void int8_out_row(const int32_t* acc, int32_t corr, float sa, const float* sb, const float* add, float add_scale,
-                  int cols, float* dst) {
-  const __m256i vc = _mm256_set1_epi32(corr);
-  const __m256 va = _mm256_set1_ps(sa), vk = _mm256_set1_ps(add_scale);
-  int c = 0;
-  for (; c + 8 <= cols; c += 8) {
-    const __m256i a = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + c)), vc);
-    const __m256 prod = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(va, _mm256_loadu_ps(sb + c)));
-    const __m256 term = add ? _mm256_mul_ps(vk, _mm256_loadu_ps(add + c)) : _mm256_setzero_ps();
-    _mm256_storeu_ps(dst + c, _mm256_add_ps(term, prod));
-  }
-  for (; c < cols; ++c) {
-    int32_t a;
-    std::memcpy(&a, acc + c, 4);
-    dst[c] = (add ? add_scale * add[c] : 0.0f) + float(a - corr) * (sa * sb[c]);
-  }
-}
-
 // Rows of a (m, len) quantized into q with sa[i] = absmax / 127 and the kernel's offset correction.
 void quantize_rows(const Ukernel& uk, const float* a, int64_t m, int64_t len, int8_t* q, float* sa, int32_t* corr) {
   const int nt = threads_for(m * len * 4);
@@ -237,7 +217,7 @@ void quant4_gemm_int8(const Ukernel& uk, const float* x, int64_t m, const nq_qua
   // The int32 sums live in y; each finished tile becomes floats in place.
   const auto epilogue = [&](int32_t* tile, int64_t ld, int64_t i0, int64_t j0, int rows, int cols) {
     for (int r = 0; r < rows; ++r)
-      int8_out_row(tile + r * ld, s.corr[i0 + r], s.sa[i0 + r], s.sb + j0, bias ? bias + j0 : nullptr, 1.0f, cols,
+      int8_out_row(tile + r * ld, s.corr[i0 + r], nullptr, s.sa[i0 + r], s.sb + j0, bias ? bias + j0 : nullptr, 1.0f, cols,
                    y + (i0 + r) * N + j0);
   };
   run_gemm<int32_t>(uk, m, N, K, PackAInt8{s.q, K, uk.a_fmt}, PackBQuant4Int8{w, s.inv, false, uk.b_fmt},
@@ -256,7 +236,8 @@ void quant4_gemm_backward_int8(const Ukernel& uk, const float* dy, int64_t m, co
   const auto epilogue = [&](int32_t* tile, int64_t ld, int64_t i0, int64_t j0, int rows, int cols) {
     for (int r = 0; r < rows; ++r) {
       float* d = dx + (i0 + r) * K + j0;
-      int8_out_row(tile + r * ld, s.corr[i0 + r], s.sa[i0 + r], s.sb + j0, beta == 0.0f ? nullptr : d, beta, cols, d);
+      int8_out_row(tile + r * ld, s.corr[i0 + r], nullptr, s.sa[i0 + r], s.sb + j0, beta == 0.0f ? nullptr : d, beta, cols,
+                   d);
     }
   };
   run_gemm<int32_t>(uk, m, K, N, PackAInt8{s.q, N, uk.a_fmt}, PackBQuant4Int8{w, s.inv, true, uk.b_fmt}, acc, K, false,
