@@ -428,7 +428,7 @@ TEST(LinearCrossEntropyArgs, Int8PackBelongsToItsKernel) {
             NQ_ERR_INVALID_ARGUMENT);
   nq_isa isa = NQ_ISA_SCALAR;
   ASSERT_EQ(nq_cpu_isa_get(&isa), NQ_OK);
-  if (isa < NQ_ISA_AVX512_VNNI) GTEST_SKIP() << "needs VNNI to pack for another kernel than AVX2's";
+  if (isa < NQ_ISA_AVX2) GTEST_SKIP() << "no int8 kernel: packing does not apply";
   uint64_t bytes = 0;
   ASSERT_EQ(nq_linear_cross_entropy_pack_bytes(500, 64, NQ_COMPUTE_INT8, &bytes), NQ_OK);
   ASSERT_GT(bytes, 0u);
@@ -438,8 +438,10 @@ TEST(LinearCrossEntropyArgs, Int8PackBelongsToItsKernel) {
     return nq_linear_cross_entropy(h.x.data(), 3, 64, h.w.data(), pk.p, 500, h.t.data(), kIgnore, 1.0f,
                                    NQ_COMPUTE_INT8, nll.data(), nullptr);
   };
-  ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_AVX2), NQ_OK);
-  EXPECT_EQ(call(), NQ_ERR_UNSUPPORTED) << "packed as VNNI quads, AVX2 reads int16 pairs";
+  if (isa >= NQ_ISA_AVX512_VNNI) {
+    ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_AVX2), NQ_OK);
+    EXPECT_EQ(call(), NQ_ERR_UNSUPPORTED) << "packed as VNNI quads, AVX2 reads int16 pairs";
+  }
   ASSERT_EQ(nq_cpu_isa_set_max(NQ_ISA_SCALAR), NQ_OK);
   EXPECT_EQ(call(), NQ_ERR_UNSUPPORTED) << "the plain loops read no pack";
   ASSERT_EQ(nq_cpu_isa_set_max(isa), NQ_OK);
