@@ -33,6 +33,9 @@ public static unsafe partial class Functional
     {
         RequireFloat(weight, "LinearCrossEntropy", nameof(weight));
         if (weight.Rank != 2) throw new ArgumentException($"LinearCrossEntropy: weight must be (V, C), got {weight.ShapeString}");
+        if (compute == NqComputeType.Int8 && weight.RequiresGrad && Recording(hidden, weight))
+            throw new ArgumentException("LinearCrossEntropy: Int8 compute needs a frozen weight (dL/dW has no int8 product); " +
+                                        "freeze it or compute in F32, F16 or BF16");
         int v = weight.Size(0), c = weight.Size(1);
         float* w = weight.DataPointer;
         var head = new HeadProducts(

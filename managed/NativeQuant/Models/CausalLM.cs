@@ -54,7 +54,7 @@ public abstract class CausalLM : Module
         var hidden = HiddenAt(ids, positions, null);  // (N, C)
         return Child<Module<Tensor, Tensor>>("lm_head") switch
         {
-            Linear { Bias: null } l => Functional.LinearCrossEntropy(hidden, l.Weight, targets, ignoreIndex, l.ComputeDtype, l.PackedHead()),
+            Linear { Bias: null } l => Functional.LinearCrossEntropy(hidden, l.Weight, targets, ignoreIndex, l.LossCompute, l.PackedHead()),
             TiedQuantizedHead { Quantized: IQuantizedWeight q } => Functional.QuantizedLinearCrossEntropy(hidden, q, targets, ignoreIndex),
             Linear4bit { Bias: null } q => Functional.QuantizedLinearCrossEntropy(hidden, q, targets, ignoreIndex),
             Linear8bitLt { Bias: null } q => Functional.QuantizedLinearCrossEntropy(hidden, q, targets, ignoreIndex),

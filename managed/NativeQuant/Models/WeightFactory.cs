@@ -71,12 +71,16 @@ public abstract class WeightFactory(QuantConfig? quant = null)
         return Adopt(new TiedQuantizedHead(embedding, QuantizedLayer(embedding, null, _quant)));
     }
 
-    // A 4-bit model's fp32 head computes in the 4-bit layers' compute dtype (F16 when that is Int8), as under
-    // torch.autocast in QLoRA training (transformers keeps lm_head unquantized; prepare_model_for_kbit_training
-    // casts it to fp32).
+    // A 4-bit model's fp32 head computes in the 4-bit layers' compute dtype, as under torch.autocast in QLoRA
+    // training (transformers keeps lm_head unquantized; prepare_model_for_kbit_training casts it to fp32); with Int8
+    // its logits compute in F16 and only the fused training loss in Int8 (per-block scales keep the softmax gradient).
     private Linear FullPrecisionHead(Linear head)
     {
-        if (_quant.Type is QuantType.Nf4 or QuantType.Fp4) head.ComputeDtype = _quant.FloatCompute;
+        if (_quant.Type is QuantType.Nf4 or QuantType.Fp4)
+        {
+            head.ComputeDtype = _quant.FloatCompute;
+            if (_quant.Compute == NqComputeType.Int8) head.LossComputeDtype = NqComputeType.Int8;
+        }
         head.PackHead = _quant.PackHead;
         return head;
     }

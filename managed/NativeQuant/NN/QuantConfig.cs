@@ -30,7 +30,8 @@ public sealed record QuantConfig(QuantType Type = QuantType.None, bool DoubleQua
     public NqComputeType Compute => ComputeDtype ?? NqComputeType.F32;
 
     /// <summary>The precision the floating-point layers of a 4-bit model (its fp32 head) compute in: the 4-bit
-    /// layers' own, or F16 when those compute in Int8 (an int8 head would lose the small logit gradients).</summary>
+    /// layers' own, or F16 when those compute in Int8 (fp32 x fp32 products have no int8 form; the head's fused
+    /// training loss does, <see cref="Linear.LossComputeDtype"/>).</summary>
     public NqComputeType FloatCompute => Compute == NqComputeType.Int8 ? NqComputeType.F16 : Compute;
 
     /// <summary><paramref name="value"/> if a 4-bit layer can compute in it (F32, F16, BF16, Int8).</summary>

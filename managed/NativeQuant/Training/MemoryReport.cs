@@ -40,8 +40,11 @@ public sealed record MemoryReport(
                 string key = quantized.Length > 0 && t is not Parameter ? quantized : t.DType.ToString().ToLowerInvariant();
                 byFormat[key] = byFormat.GetValueOrDefault(key) + t.NumElements * t.DType.SizeInBytes();
             }
-            if (m is Linear { PackedHeadBytes: > 0 } head)  // the frozen fp16 head's packed copy (Linear.PackedHead)
-                byFormat["f16-head-pack"] = byFormat.GetValueOrDefault("f16-head-pack") + head.PackedHeadBytes;
+            if (m is Linear { PackedHeadBytes: > 0 } head)  // the frozen head's packed copy (Linear.PackedHead)
+            {
+                string key = head.PackedHeadCompute == NqComputeType.Int8 ? "int8-head-pack" : "f16-head-pack";
+                byFormat[key] = byFormat.GetValueOrDefault(key) + head.PackedHeadBytes;
+            }
         }
         long trainable = 0, grads = 0;
         foreach (var p in model.Parameters())

@@ -79,6 +79,62 @@ public partial class FunctionalGradTests
             Assert.That(gh16, Is.Not.EqualTo(gh), "fp16 compute ran (results differ from fp32 in the last bits)");
     }
 
+    // NQ_COMPUTE_INT8 for a frozen head vs F32: logits within half a quantization step of x's and W's rows (relative
+    // ~1/254 each, ~1e-2 of the logits' spread sigma ~2.8 at the worst row), the softmax weights within half a step
+    // of their block's largest (1/508); measured 4.6e-4 (loss) and 7.9e-3 (dL/dhidden), bound 3e-2 for both.
+    private const double HeadInt8RelTol = 3e-2;
+
+    [Test]
+    public void LinearCrossEntropy_Int8Compute_MatchesF32_ForAFrozenHead()
+    {
+        var h = L(40, 200);
+        var w = TensorScope.Unscoped(() => Tensor.RandN([500, 200], _rng, 0.2f));
+        _leaves.Add(w);
+        var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
+        var (loss, gh, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets), h, h);  // (w gets no gradient)
+        var (loss8, gh8, _) = LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets, compute: NqComputeType.Int8), h, h);
+        double lossErr = Math.Abs(loss8 - loss) / Math.Abs(loss), ghErr = F16Compute.RelError(gh8, gh);
+        TestContext.Out.WriteLine($"Int8 vs F32: loss {lossErr:E2}, dL/dhidden {ghErr:E2}");
+        Assert.That(lossErr, Is.LessThan(HeadInt8RelTol), $"loss {loss8} vs {loss}");
+        Assert.That(ghErr, Is.LessThan(HeadInt8RelTol), "dL/dhidden");
+        Assert.That(gh8, Is.Not.EqualTo(gh), "int8 products ran");
+        w.RequiresGrad = true;
+        var e = Assert.Throws<ArgumentException>(() => LossAndGrads(() => Functional.LinearCrossEntropy(h, w, targets, compute: NqComputeType.Int8), h, w));
+        Assert.That(e!.Message, Does.Contain("frozen"));
+    }
+
+    // Linear.LossComputeDtype = Int8: a frozen head packs its int8 operands (half the fp32 weight's bytes on VNNI) and
+    // the packed copy gives the unpacked results bit for bit; a trainable weight falls back to ComputeDtype.
+    [Test]
+    public void LinearLossComputeInt8_PacksAndMatchesUnpackedBitwise()
+    {
+        using var head = new Linear(200, 500, bias: false, new Random(7)) { ComputeDtype = NqComputeType.F16, LossComputeDtype = NqComputeType.Int8 };
+        Assert.That(head.LossCompute, Is.EqualTo(NqComputeType.F16), "trainable: no int8 loss");
+        head.Weight.RequiresGrad = false;
+        Assert.That(head.LossCompute, Is.EqualTo(NqComputeType.Int8));
+        var pack = head.PackedHead();
+        Assert.That(pack, Is.Not.Null, "every supported CPU (AVX2 and up) has an int8 kernel");
+        Assert.That(head.PackedHeadCompute, Is.EqualTo(NqComputeType.Int8));
+        Assert.That(head.PackedHeadBytes, Is.GreaterThanOrEqualTo(2L * 500 * 200), "two int8 layouts");
+        var h = L(40, 200);
+        var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
+        (float, float[]) Run(NativeBuffer? packed)
+        {
+            h.Grad?.Dispose();
+            h.Grad = null;
+            using var scope = new TensorScope();
+            var y = Functional.LinearCrossEntropy(h, head.Weight, targets, compute: NqComputeType.Int8, packedWeight: packed);
+            Functional.Scale(y, 0.75f).Backward();
+            return (y.Item(), h.Grad!.ToArray());
+        }
+        var (loss, gh) = Run(null);
+        var (packedLoss, packedGh) = Run(pack);
+        Assert.That(packedLoss, Is.EqualTo(loss));
+        Assert.That(packedGh, Is.EqualTo(gh));
+        head.LossComputeDtype = null;
+        Assert.That(head.PackedHead(), F16Compute.Native ? Is.Not.SameAs(pack) : Is.Null, "repacked for F16, or none");
+    }
+
     // A frozen F16 head's packed copy (Linear.PackedHead) gives the unpacked loss and dL/dhidden bit for bit; it is
     // dropped when the weight becomes trainable or is reloaded, and a copy of another head is refused.
     [Test]

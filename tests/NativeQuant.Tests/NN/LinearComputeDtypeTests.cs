@@ -67,5 +67,8 @@ public class LinearComputeDtypeTests
         using var lm = new Gpt2LMHeadModel(config, new RandomWeights(3, quant: new QuantConfig(quant, ComputeDtype: asked)));
         var head = (Linear)lm.NamedModules().Single(m => m.Name == "lm_head").Module;
         Assert.That(head.ComputeDtype, Is.EqualTo(expected));
+        head.Weight.RequiresGrad = false;  // (as PrepareForKbitTraining leaves it)
+        Assert.That(head.LossCompute, Is.EqualTo(asked == NqComputeType.Int8 ? NqComputeType.Int8 : expected),
+                    "an int8 model's fused training loss computes in int8");
     }
 }
