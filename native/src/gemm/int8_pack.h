@@ -172,24 +172,43 @@ inline void interleave_u8_4x32(const int8_t* src, int64_t ld, uint8_t* o) {
   _mm256_storeu_si256(out + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
 }
 
+// Two W rows (k and k + 1) x 16 columns -> 16 int16 pairs, column c's pair at o + 2c (AVX2's kgroup-2 B).
+// The in-lane unpacks leave columns 0-3 | 8-11 and 4-7 | 12-15; the 128-bit permutes restore the order.
+inline void interleave_i16_2x16(const int8_t* r0, const int8_t* r1, int16_t* o) {
+  const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r0)));
+  const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r1)));
+  const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+  auto* out = reinterpret_cast<__m256i*>(o);
+  _mm256_storeu_si256(out, _mm256_permute2x128_si256(lo, hi, 0x20));
+  _mm256_storeu_si256(out + 1, _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
 // Backward B (n, k) = W itself: B(kk, c) = W[kk][c], so a k-group is `kgroup` consecutive W
 // rows interleaved per column; u8 = w + 128 (VNNI) or int16 (AVX2). Full quads of rows x 32
-// columns go through interleave_u8_4x32, the rest one element at a time.
+// columns go through interleave_u8_4x32 (pairs x 16: interleave_i16_2x16), the rest one element
+// at a time.
 struct PackBInt8Bwd {
   const int8_t* w;
   int64_t k;  // W's row length = B's columns
   Fmt fmt;
   void operator()(void* out, const PackGeom& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
     const int R = g.rows;
-    const int64_t kq = fmt == Fmt::U8 ? kc / 4 * 4 : 0;  // rows covered by interleaved quads
+    // Rows covered by the interleaves: quads of rows x 32 columns (u8), pairs of rows x 16 columns (int16).
+    const int64_t kq = fmt == Fmt::U8 ? kc / 4 * 4 : kc / 2 * 2;
+    const int span = fmt == Fmt::U8 ? 32 : 16;
     for (int64_t j = 0; j < nc; j += R) {
       uint8_t* panel = static_cast<uint8_t*>(out) + (j / R) * g.panel_elems * fmt_bytes(fmt);
-      const int cols = int(std::min<int64_t>(R, nc - j)), c32 = cols / 32 * 32;
+      const int cols = int(std::min<int64_t>(R, nc - j)), cv = cols / span * span;
       const int8_t* src = w + k0 * k + n0 + j;
-      for (int64_t kk = 0; kk < kq; kk += 4)
-        for (int c = 0; c < c32; c += 32) interleave_u8_4x32(src + kk * k + c, k, panel + kk * R + c * 4);
+      if (fmt == Fmt::U8)
+        for (int64_t kk = 0; kk < kq; kk += 4)
+          for (int c = 0; c < cv; c += 32) interleave_u8_4x32(src + kk * k + c, k, panel + kk * R + c * 4);
+      else
+        for (int64_t kk = 0; kk < kq; kk += 2)
+          for (int c = 0; c < cv; c += 16)
+            interleave_i16_2x16(src + kk * k + c, src + (kk + 1) * k + c, reinterpret_cast<int16_t*>(panel) + kk * R + c * 2);
       for (int64_t kk = 0; kk < kc; ++kk)
-        for (int c = kk < kq ? c32 : 0; c < cols; ++c) {
+        for (int c = kk < kq ? cv : 0; c < cols; ++c) {
           const int8_t v = src[kk * k + c];
           const int64_t at = panel_index(R, g.kgroup, c, kk);
           if (fmt == Fmt::U8) panel[at] = uint8_t(v) ^ 0x80u;

@@ -173,25 +173,36 @@ void PackBQuant4Int8::operator()(void* out_, const PackGeom& g, int64_t k0, int6
   const int R = g.rows, esz = fmt_bytes(fmt);
   const auto panel_at = [&](int64_t j) { return out + (j / R) * g.panel_elems * esz; };
   if (!backward) {
-    // Octets of W rows (B columns; R is a multiple of 8): decode 8 runs, then move k quads of the 8
-    // columns with 8x8 transposes of 32-bit lanes (the u8 offset is applied while decoding).
+    // Octets of W rows (B columns; R is a multiple of 8): decode 8 runs, then move k groups (u8 quads, or
+    // int16 pairs widened first) of the 8 columns with 8x8 transposes of 32-bit lanes (the u8 offset is
+    // applied while decoding).
     const uint8_t flip = fmt == Fmt::U8 ? 0x80 : 0;
     alignas(64) uint8_t oct[8][kBPanelBytes];  // kc <= KC = 1536 (u8) or 768 (int16)
+    alignas(64) int16_t wide[8][kBPanelBytes / 2];
+    const int kv = fmt == Fmt::U8 ? 32 : 16;  // k per transpose
     for (int64_t j = 0; j < nc; j += 8) {
       const int cols = int(std::min<int64_t>(8, nc - j)), r0 = int(j % R);
       for (int t = 0; t < cols; ++t) decode_run(w, (n0 + j + t) * w.k + k0, kc, inv + n0 + j + t, 0, flip, oct[t]);
       uint8_t* panel = panel_at(j);
-      const int64_t g8 = fmt == Fmt::U8 && cols == 8 ? kc / 32 * 8 : 0;  // k quads covered by transposes
-      for (int64_t q = 0; q < g8; q += 8)
-        transpose8x8(reinterpret_cast<const float*>(oct[0]) + q, kBPanelBytes / 4,
-                     reinterpret_cast<float*>(panel) + q * R + r0, R);
+      const int64_t kt = cols == 8 ? kc / kv * kv : 0;  // k covered by transposes
+      const void* lanes = oct[0];
+      if (fmt == Fmt::I16) {
+        for (int t = 0; t < cols; ++t)
+          for (int64_t kk = 0; kk < kt; kk += 16)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wide[t] + kk),
+                               _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(oct[t] + kk))));
+        lanes = wide[0];
+      }
+      for (int64_t q = 0; q < kt * 8 / kv; q += 8)  // q: 32-bit lanes (k groups)
+        transpose8x8(static_cast<const float*>(lanes) + q, kBPanelBytes / 4, reinterpret_cast<float*>(panel) + q * R + r0,
+                     R);
       for (int t = 0; t < cols; ++t)
-        for (int64_t kk = g8 * 4; kk < kc; ++kk) put(panel, g, fmt, r0 + t, kk, int8_t(oct[t][kk] ^ flip));
+        for (int64_t kk = kt; kk < kc; ++kk) put(panel, g, fmt, r0 + t, kk, int8_t(oct[t][kk] ^ flip));
     }
     return;
   }
   // Backward: quads of W rows (B's k) decoded across the block's columns, interleaved 32 columns at
-  // a time (interleave_u8_4x32 adds the u8 offset).
+  // a time (interleave_u8_4x32 adds the u8 offset), or as two int16 pairs 16 columns at a time.
   alignas(64) int8_t quad[4][kNC];
   for (int64_t kk = 0; kk < kc; kk += 4) {
     const int rows = int(std::min<int64_t>(4, kc - kk));
@@ -200,10 +211,17 @@ void PackBQuant4Int8::operator()(void* out_, const PackGeom& g, int64_t k0, int6
     for (int64_t j = 0; j < nc; j += R) {
       uint8_t* panel = panel_at(j);
       const int cols = int(std::min<int64_t>(R, nc - j));
-      const int c32 = fmt == Fmt::U8 && rows == 4 ? cols / 32 * 32 : 0;
-      for (int c = 0; c < c32; c += 32) interleave_u8_4x32(&quad[0][j + c], kNC, panel + kk * R + c * 4);
+      const int span = fmt == Fmt::U8 ? 32 : 16, cv = rows == 4 ? cols / span * span : 0;
+      for (int c = 0; c < cv; c += span)
+        if (fmt == Fmt::U8) {
+          interleave_u8_4x32(&quad[0][j + c], kNC, panel + kk * R + c * 4);
+        } else {
+          auto* p16 = reinterpret_cast<int16_t*>(panel);
+          interleave_i16_2x16(&quad[0][j + c], &quad[1][j + c], p16 + kk * R + c * 2);
+          interleave_i16_2x16(&quad[2][j + c], &quad[3][j + c], p16 + (kk + 2) * R + c * 2);
+        }
       for (int t = 0; t < rows; ++t)
-        for (int c = c32; c < cols; ++c) put(panel, g, fmt, c, kk + t, quad[t][j + c]);
+        for (int c = cv; c < cols; ++c) put(panel, g, fmt, c, kk + t, quad[t][j + c]);
     }
   }
 }
