@@ -83,6 +83,18 @@ struct Ref {
   std::vector<double> w_max;  // max |w| (for dx tolerances)
 };
 
+// Row i's logit j in float64; *abs_sum = Σ_k |x_k w_jk|.
+double logit(const Head& h, int64_t i, int64_t j, double* abs_sum) {
+  double s = 0.0, a = 0.0;
+  for (int64_t k = 0; k < h.c; ++k) {
+    const double p = double(h.x[size_t(i * h.c + k)]) * h.w[size_t(j * h.c + k)];
+    s += p;
+    a += std::fabs(p);
+  }
+  *abs_sum = a;
+  return s;
+}
+
 Ref reference(const Head& h, float scale, double unit) {
   Ref r{std::vector<double>(size_t(h.n)), std::vector<double>(size_t(h.n * h.c)), std::vector<double>(size_t(h.n)), {0.0}};
   for (float e : h.w) r.w_max[0] = std::max(r.w_max[0], double(std::fabs(e)));
@@ -90,13 +102,8 @@ Ref reference(const Head& h, float scale, double unit) {
   for (int64_t i = 0; i < h.n; ++i) {
     double m = -INFINITY, worst = 0.0;
     for (int64_t j = 0; j < h.v; ++j) {
-      double s = 0.0, a = 0.0;
-      for (int64_t k = 0; k < h.c; ++k) {
-        const double p = double(h.x[size_t(i * h.c + k)]) * h.w[size_t(j * h.c + k)];
-        s += p;
-        a += std::fabs(p);
-      }
-      l[size_t(j)] = s;
+      double a = 0.0;
+      const double s = l[size_t(j)] = logit(h, i, j, &a);
       m = std::max(m, s);
       worst = std::max(worst, a);
     }
@@ -138,13 +145,8 @@ Int8Bound int8_bound(const Head& h) {
       sx += std::fabs(h.x[size_t(i * h.c + k)]);
     }
     for (int64_t j = 0; j < h.v; ++j) {
-      double s = 0.0, a = 0.0;
-      for (int64_t k = 0; k < h.c; ++k) {
-        const double p = double(h.x[size_t(i * h.c + k)]) * h.w[size_t(j * h.c + k)];
-        s += p;
-        a += std::fabs(p);
-      }
-      l[size_t(j)] = s;
+      double a = 0.0;
+      const double s = l[size_t(j)] = logit(h, i, j, &a);
       m = std::max(m, s);
       e = std::max(e, ax / 254 * sw[size_t(j)] + aw[size_t(j)] / 254 * sx + double(h.c) * ax * aw[size_t(j)] / 64516 +
                           0x1p-22 * a);

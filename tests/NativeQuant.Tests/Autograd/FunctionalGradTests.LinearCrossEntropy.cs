@@ -46,6 +46,18 @@ public partial class FunctionalGradTests
         Assert.That(fusedGw, Is.EqualTo(gw).Within(1e-6f));
     }
 
+    // Loss and dL/dhidden of a frozen head's fused loss under `compute`, from `packed` (null: unpacked).
+    private static (float Loss, float[] GradHidden) HeadLossAndGrad(Tensor h, Linear head, Tensor targets, NqComputeType compute,
+                                                                    NativeBuffer? packed)
+    {
+        h.Grad?.Dispose();
+        h.Grad = null;
+        using var scope = new TensorScope();
+        var y = Functional.LinearCrossEntropy(h, head.Weight, targets, compute: compute, packedWeight: packed);
+        Functional.Scale(y, 0.75f).Backward();
+        return (y.Item(), h.Grad!.ToArray());
+    }
+
     private static (float Loss, float[] GradA, float[] GradB) LossAndGrads(Func<Tensor> loss, Tensor a, Tensor b)
     {
         foreach (var t in new[] { a, b }) { t.Grad?.Dispose(); t.Grad = null; }
@@ -118,15 +130,7 @@ public partial class FunctionalGradTests
         Assert.That(head.PackedHeadBytes, Is.GreaterThanOrEqualTo(2L * 500 * 200), "two int8 layouts");
         var h = L(40, 200);
         var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
-        (float, float[]) Run(NativeBuffer? packed)
-        {
-            h.Grad?.Dispose();
-            h.Grad = null;
-            using var scope = new TensorScope();
-            var y = Functional.LinearCrossEntropy(h, head.Weight, targets, compute: NqComputeType.Int8, packedWeight: packed);
-            Functional.Scale(y, 0.75f).Backward();
-            return (y.Item(), h.Grad!.ToArray());
-        }
+        (float, float[]) Run(NativeBuffer? packed) => HeadLossAndGrad(h, head, targets, NqComputeType.Int8, packed);
         var (loss, gh) = Run(null);
         var (packedLoss, packedGh) = Run(pack);
         Assert.That(packedLoss, Is.EqualTo(loss));
@@ -153,15 +157,7 @@ public partial class FunctionalGradTests
         Assert.That(head.PackedHead(), Is.SameAs(pack), "built once");
         var h = L(40, 200);
         var targets = Targets(Enumerable.Range(0, 40).Select(i => i % 9 == 4 ? -100 : _rng.Next(500)).ToArray());
-        (float, float[]) Run(NativeBuffer? packed)
-        {
-            h.Grad?.Dispose();
-            h.Grad = null;
-            using var scope = new TensorScope();
-            var y = Functional.LinearCrossEntropy(h, head.Weight, targets, compute: NqComputeType.F16, packedWeight: packed);
-            Functional.Scale(y, 0.75f).Backward();
-            return (y.Item(), h.Grad!.ToArray());
-        }
+        (float, float[]) Run(NativeBuffer? packed) => HeadLossAndGrad(h, head, targets, NqComputeType.F16, packed);
         var (loss, gh) = Run(null);
         var (packedLoss, packedGh) = Run(pack);
         Assert.That(packedLoss, Is.EqualTo(loss));
