@@ -58,7 +58,9 @@ NQ_PEAK_PROBE(peak_fma_f16, "avx512f,avx512fp16", __m512h, _mm512_setzero_ph(), 
 // AVX2 int8 kernel runs (vpmaddwd then vpaddd into int32 lanes), 16 multiply-adds per pair of instructions.
 #define OP_F32_AVX2(acc) acc = _mm256_fmadd_ps(x, y, acc)
 NQ_PEAK_PROBE(peak_fma_f32_avx2, "avx2,fma", __m256, _mm256_setzero_ps(), OP_F32_AVX2, 8)
-#define OP_I16_AVX2(acc) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y))
+// The product reads its accumulator (madd(x, y) alone would be hoisted out of the loop as invariant, leaving
+// a probe of vpaddd); 12 chains of madd (3 cycles) + add still cover the latency.
+#define OP_I16_AVX2(acc) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(acc, y))
 NQ_PEAK_PROBE(peak_madd_i16_avx2, "avx2", __m256i, _mm256_setzero_si256(), OP_I16_AVX2, 16)
 
 using Probe = double (*)(int64_t);

@@ -50,7 +50,7 @@ struct Ukernel {
 
 // Micro-kernels by ISA (defined in ukernel_<isa>.cpp; only call after checking cpu::use).
 extern const Ukernel kUkF32Avx2;    // 6 x 16 fp32 FMA
-extern const Ukernel kUkI16Avx2;    // 4 x 16 int16 pairs, vpmaddwd
+extern const Ukernel kUkI16Avx2;    // 6 x 16 int16 pairs, vpmaddwd
 extern const Ukernel kUkF32Avx512;  // 8 x 48 fp32 FMA
 extern const Ukernel kUkU8S8Vnni;   // 6 x 64 s8 (A) x u8 (B) quads, vpdpbusd
 extern const Ukernel kUkBf16Avx512; // 6 x 64 bf16 pairs, vdpbf16ps
