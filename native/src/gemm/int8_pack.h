@@ -104,8 +104,17 @@ struct PackAInt8 {
         for (int64_t kk = 0; kk < k4; kk += 4) std::memcpy(o + (kk >> 2) * g.rows * 4, src + kk, 4);
         for (int64_t kk = k4; kk < kc; ++kk) o[(kk >> 2) * g.rows * 4 + (kk & 3)] = src[kk];
       } else {
-        int16_t* o = static_cast<int16_t*>(out) + r * 2;
-        for (int64_t kk = 0; kk < kc; ++kk) o[(kk >> 1) * g.rows * 2 + (kk & 1)] = src[kk];
+        // Widen 16 k at a time; each 32-bit lane is one k pair, stored to its group's slot for row r.
+        int32_t* o = static_cast<int32_t*>(out) + r;
+        const int64_t k16 = kc / 16 * 16;
+        alignas(32) int32_t pairs[8];
+        for (int64_t kk = 0; kk < k16; kk += 16) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(pairs),
+                             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + kk))));
+          for (int p = 0; p < 8; ++p) o[(kk / 2 + p) * g.rows] = pairs[p];
+        }
+        int16_t* o16 = static_cast<int16_t*>(out) + r * 2;
+        for (int64_t kk = k16; kk < kc; ++kk) o16[(kk >> 1) * g.rows * 2 + (kk & 1)] = src[kk];
       }
     }
   }
