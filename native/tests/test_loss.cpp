@@ -1,4 +1,4 @@
-// nq_cross_entropy_rows: the AVX-512 path vs the scalar reference (ISA capped) vs a float64
+// nq_cross_entropy_rows: the SIMD path of the active ISA (AVX-512 or AVX2) vs the scalar reference (ISA capped) vs a float64
 // computation, on fresh random rows of many widths, spreads and offsets, with ignored rows.
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 namespace {
 
 // Gradient elements, in units of scale: p in [0, 1] with a ~1 ulp exp (the polynomial: 1.2e-7 relative
-// max, cpu/exp_avx512.h) plus the rounding of x - max (|d| 2^-24 relative, d e^-d <= 1/e): <= 5e-7.
+// max, cpu/exp_avx512.h and cpu/exp_avx2.h) plus the rounding of x - max (|d| 2^-24 relative, d e^-d <= 1/e): <= 5e-7.
 constexpr double kGradTol = 1e-6;
 // NLL, absolute: log of a double sum whose terms carry the errors above, p-weighted: <= 6e-8 *
 // entropy (<= ln V ~ 10.8) + 1.2e-7 ~ 8e-7.

@@ -8,7 +8,7 @@
 
 #include "attention/attention.h"
 #include "attention/blocked.h"
-#include "cpu/exp_cephes.h"
+#include "cpu/exp_avx2.h"
 
 namespace nq::attention {
 
@@ -34,25 +34,6 @@ inline float hmax(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-
-// e^x: the cephes expf (cpu/exp_cephes.h) as exp_ps in cpu/exp_avx512.h, with 2^n built in the exponent bits. n is clamped to
-// the normal range and x < ln(FLT_MIN) gives 0 (those results would be denormal; P that small is 0 to the sums).
-inline __m256 exp_ps(__m256 x) {
-  const __m256 n =
-      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(cpu::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(cpu::kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(cpu::kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(cpu::kExpPoly[0]);
-  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(cpu::kExpPoly[i]));
-  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-126.0f)),
-                                                        _mm256_set1_ps(127.0f))),
-                       _mm256_set1_epi32(127)),
-      23);
-  return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)),
-                       _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365447505531f), _CMP_GE_OQ));
 }
 
 // r (8 rows of 8) := r^T: unpack pairs of rows, then pairs of pairs, then swap 128-bit lanes.
@@ -207,7 +188,7 @@ float exp_row(float* s, int64_t vis, int64_t n16, float scale, float shift) {
   const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
   __m256 sum = _mm256_setzero_ps();
   for (int64_t j = 0; j < n16; j += 8) {
-    const __m256 p = _mm256_and_ps(lanes(vis - j), exp_ps(_mm256_fmsub_ps(sc, _mm256_loadu_ps(s + j), sh)));
+    const __m256 p = _mm256_and_ps(lanes(vis - j), cpu::exp_ps(_mm256_fmsub_ps(sc, _mm256_loadu_ps(s + j), sh)));
     _mm256_storeu_ps(s + j, p);
     sum = _mm256_add_ps(sum, p);
   }

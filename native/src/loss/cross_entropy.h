@@ -19,6 +19,11 @@ struct RowPasses {
 extern const RowPasses kRowPassesRef;
 // 16-lane vectors and the polynomial exp of cpu/exp_avx512.h.
 extern const RowPasses kRowPassesAvx512;
+// 8-lane vectors and the polynomial exp of cpu/exp_avx2.h.
+extern const RowPasses kRowPassesAvx2;
+
+// The passes of the active ISA.
+const RowPasses& row_passes();
 
 // Row (V) -> scale * (softmax(row) - onehot(t)) in place; returns -log softmax(row)[t]. t in [0, V).
 inline double row_grad(const RowPasses& p, float* row, int64_t v, int64_t t, float scale) {

@@ -7,6 +7,14 @@
 #include "cpu/cpu.h"
 #include "loss/cross_entropy.h"
 
+namespace nq::loss {
+
+const RowPasses& row_passes() {
+  return cpu::use(NQ_ISA_AVX512) ? kRowPassesAvx512 : cpu::use(NQ_ISA_AVX2) ? kRowPassesAvx2 : kRowPassesRef;
+}
+
+}  // namespace nq::loss
+
 extern "C" {
 
 NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, const int32_t* targets,
@@ -26,8 +34,7 @@ NQ_API nq_status nq_cross_entropy_rows(float* logits, int64_t rows, int64_t v, c
                "%s: target %d at row %lld is outside [0, %lld) and not ignore_index %d", fn, t,
                static_cast<long long>(r), static_cast<long long>(v), ignore_index);
     }
-    const nq::loss::RowPasses& passes =
-        nq::cpu::use(NQ_ISA_AVX512) ? nq::loss::kRowPassesAvx512 : nq::loss::kRowPassesRef;
+    const nq::loss::RowPasses& passes = nq::loss::row_passes();
     for (int64_t r = 0; r < rows; ++r) {
       float* row = logits + r * v;
       if (targets[r] == ignore_index) {

@@ -363,8 +363,7 @@ NQ_API nq_status nq_linear_cross_entropy(const float* x, int64_t n, int64_t c, c
                "%s: target %d at row %lld is outside [0, %lld) and not ignore_index %d", fn, t,
                static_cast<long long>(r), static_cast<long long>(v), ignore_index);
     }
-    const nq::loss::RowPasses* rows =
-        nq::cpu::use(NQ_ISA_AVX512) ? &nq::loss::kRowPassesAvx512 : &nq::loss::kRowPassesRef;
+    const nq::loss::RowPasses* rows = &nq::loss::row_passes();
     const auto* packed = static_cast<const uint8_t*>(w_packed);
         const uint8_t* blocks = packed ? packed + nq::loss::kPackHeaderBytes : nullptr;
     const bool int8 = compute == NQ_COMPUTE_INT8;
